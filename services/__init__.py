@@ -1,0 +1,1 @@
+"""marketcache: a Durable-Objects-style cache for market data, as gRPC microservices."""

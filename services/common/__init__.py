@@ -1,0 +1,1 @@
+"""What every marketcache process shares: config, logging, bootstrap, auth, the cache client."""
