@@ -1,0 +1,1 @@
+"""Shared test support: real subprocesses, PostgreSQL databases, ports."""
