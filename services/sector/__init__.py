@@ -1,0 +1,1 @@
+"""SectorService: the eleven SPDR sector ETFs against SPY, cached in namespaces."""
