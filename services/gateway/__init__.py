@@ -1,0 +1,1 @@
+"""The REST shim: HTTP/JSON to gRPC transcoding from google.api.http annotations."""

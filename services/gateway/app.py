@@ -1,0 +1,279 @@
+"""The aiohttp application: one dispatcher for every route, metrics, limits and error bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from aiohttp import web
+from google.protobuf import descriptor, message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from services.common.auth import AdminAuth
+from services.common.channels import open_channel
+from services.common.errors import ServiceError
+from services.gateway.config import GatewaySettings
+from services.gateway.errors import HttpError, rpc_error_body, service_error_body, status_body
+from services.gateway.headers import forwarded_metadata, parse_timeout
+from services.gateway.metrics import UNMATCHED, HttpMetrics
+from services.gateway.openapi import build_openapi
+from services.gateway.pattern import PathError
+from services.gateway.routes import (
+    Match,
+    MethodNotAllowedError,
+    NoRouteError,
+    Route,
+    Router,
+    RouteTableError,
+    api_services,
+    build_routes,
+)
+from services.gateway.transcode import build_request, response_json
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UnaryCall = grpc.aio.UnaryUnaryMultiCallable[message.Message, message.Message]
+GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
+_ROUTE_LABEL = "gateway.route"
+
+
+class Gateway:
+    """Routes, backend channels and the handlers that transcode between them."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        registry: CollectorRegistry,
+        services: Sequence[descriptor.ServiceDescriptor] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.routes = build_routes(api_services() if services is None else services)
+        missing = sorted({r.rpc.service for r in self.routes} - set(settings.backends))
+        if missing:
+            raise RouteTableError(f"no backend address for {', '.join(missing)}")
+        self.router = Router(self.routes)
+        self.auth = AdminAuth(settings.admin_token)
+        self.metrics = HttpMetrics(registry)
+        self.metrics.initialize((r.template.template, r.http_method) for r in self.routes)
+        self.openapi_body = json.dumps(build_openapi(self.routes), indent=1).encode()
+        self._own: dict[str, Handler] = {
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+            "/metrics": self._metrics,
+            "/openapi.json": self._openapi,
+        }
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._calls: dict[str, UnaryCall] = {}
+
+    def backend_of(self, route: Route) -> str:
+        """`Service at host:port`, for error messages."""
+        return f"{route.rpc.service} at {self.settings.backends[route.rpc.service]}"
+
+    async def open(self) -> None:
+        """Open one channel per backend address and one callable per RPC (reused forever)."""
+        for address in sorted(set(self.settings.backends.values())):
+            self._channels[address] = open_channel(address, self.settings.tls)
+        for route in self.routes:
+            rpc = route.rpc
+            if rpc.full_name in self._calls:
+                continue
+            channel = self._channels[self.settings.backends[rpc.service]]
+            self._calls[rpc.full_name] = channel.unary_unary(
+                rpc.grpc_path,
+                request_serializer=rpc.request_class.SerializeToString,
+                response_deserializer=rpc.response_class.FromString,
+            )
+
+    async def close(self) -> None:
+        """Close the backend channels."""
+        channels, self._channels = self._channels, {}
+        self._calls.clear()
+        for channel in channels.values():
+            await channel.close(None)
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        """Answer any request: own endpoints first, then the route table."""
+        path = request.rel_url.path
+        own = self._own.get(path)
+        if own is not None:
+            request[_ROUTE_LABEL] = path
+            if request.method != "GET":
+                raise HttpError(
+                    405,
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    f"{path} answers GET only, not {request.method}",
+                    {"Allow": "GET"},
+                )
+            return await own(request)
+        raw_path = _raw_path(request)
+        try:
+            found = self.router.resolve(request.method, raw_path)
+        except NoRouteError:
+            raise HttpError(
+                404,
+                grpc.StatusCode.NOT_FOUND,
+                f"no route for {request.method} {path}; the routes are listed in /openapi.json",
+            ) from None
+        except MethodNotAllowedError as exc:
+            raise HttpError(
+                405,
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{path} does not answer {request.method}; allowed: {', '.join(exc.allowed)}",
+                {"Allow": ", ".join(exc.allowed)},
+            ) from None
+        except PathError as exc:
+            raise HttpError(400, grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        request[_ROUTE_LABEL] = found.route.template.template
+        return await self._call(request, found)
+
+    async def _call(self, request: web.Request, found: Match) -> web.Response:
+        route = found.route
+        timeout = parse_timeout(
+            request.headers.get("Grpc-Timeout"),
+            self.settings.default_timeout,
+            self.settings.max_timeout,
+        )
+        metadata = forwarded_metadata(request.headers.items())
+        if route.admin:
+            self.auth.check(metadata, route.rpc.name)
+        body = await _read_body(request, self.settings.max_body_bytes)
+        grpc_request = build_request(found, request.query.items(), body)
+        call = self._calls.get(route.rpc.full_name)
+        if call is None:
+            raise HttpError(503, grpc.StatusCode.UNAVAILABLE, "the gateway is not started")
+        try:
+            reply = await call(grpc_request, timeout=timeout, metadata=metadata)
+        except grpc.aio.AioRpcError as err:
+            status, payload = rpc_error_body(err, self.backend_of(route))
+            return _json(payload, status)
+        return _json(response_json(route, reply), 200)
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def _openapi(self, _request: web.Request) -> web.Response:
+        return web.Response(body=self.openapi_body, content_type="application/json")
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        services = sorted(self.settings.backends)
+        answers = await asyncio.gather(*(self._backend_health(s) for s in services))
+        backends = {
+            service: {"address": self.settings.backends[service], "status": answer}
+            for service, answer in zip(services, answers, strict=True)
+        }
+        down = [
+            f"{service} at {info['address']} is {info['status']}"
+            for service, info in backends.items()
+            if info["status"] != "SERVING"
+        ]
+        ready = not down
+        payload: dict[str, Any] = {
+            "ready": ready,
+            "message": "every backend is SERVING" if ready else "not ready: " + "; ".join(down),
+            "backends": backends,
+        }
+        return _json(payload, 200 if ready else 503)
+
+    async def _backend_health(self, service: str) -> str:
+        channel = self._channels.get(self.settings.backends[service])
+        if channel is None:
+            return "UNAVAILABLE (gateway not started)"
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=service),
+                timeout=self.settings.ready_timeout,
+            )
+        except grpc.aio.AioRpcError as err:
+            return f"{err.code().name} ({err.details()})"
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def _raw_path(request: web.Request) -> str:
+    # The request target exactly as sent (still percent-encoded), so an encoded
+    # "/" inside one path parameter does not split it into two segments.
+    target = request.raw_path.split("?", 1)[0].split("#", 1)[0]
+    return target if target.startswith("/") else request.rel_url.raw_path
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(limit) from None
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(
+        413,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"the request body is larger than {limit} bytes (GATEWAY_MAX_BODY_BYTES)",
+    )
+
+
+def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+@web.middleware
+async def _errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    gateway = request.app[GATEWAY_KEY]
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except HttpError as exc:
+        response = _json(exc.body(), exc.http, exc.headers)
+    except ServiceError as exc:
+        status, payload = service_error_body(exc)
+        response = _json(payload, status)
+    except web.HTTPException as exc:  # aiohttp's own refusals, in our error shape
+        response = _json(
+            status_body(grpc.StatusCode.INVALID_ARGUMENT, exc.reason), exc.status, None
+        )
+    except Exception:
+        log.exception("unhandled error answering %s %s", request.method, request.rel_url.path)
+        response = _json(
+            status_body(grpc.StatusCode.INTERNAL, "internal error in the gateway"), 500
+        )
+    route = request.get(_ROUTE_LABEL, UNMATCHED)
+    gateway.metrics.observe(route, request.method, response.status, time.perf_counter() - started)
+    return response
+
+
+def build_app(gateway: Gateway) -> web.Application:
+    """The aiohttp application serving `gateway`; channels open and close with it."""
+    app = web.Application(
+        middlewares=[_errors_and_metrics], client_max_size=gateway.settings.max_body_bytes
+    )
+    app[GATEWAY_KEY] = gateway
+    app.router.add_route("*", "/{tail:.*}", gateway.dispatch)
+
+    async def on_startup(_app: web.Application) -> None:
+        await gateway.open()
+
+    async def on_cleanup(_app: web.Application) -> None:
+        await gateway.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
