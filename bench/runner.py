@@ -1,0 +1,236 @@
+"""One benchmark run: start the peers, run every section, collect the results."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import conditions, kv, memory
+from bench.peers import (
+    AsyncPeer,
+    CacheClientPeer,
+    Peer,
+    RedisAsyncPeer,
+    RedisSyncPeer,
+    StubPeer,
+)
+from bench.restart import time_start
+from bench.results import (
+    FLOOR,
+    MC_CLIENT,
+    MC_STUB,
+    MEMORY,
+    REDIS,
+    REDIS_AOF,
+    REDIS_ASYNC,
+    RESTART_EMPTY,
+    RESTART_HIT,
+    RESTART_SERVING,
+    Cell,
+    Results,
+)
+from bench.servers import (
+    cache_env,
+    redis_binary,
+    service_available,
+    shared_redis,
+    start_floor,
+    start_redis,
+)
+from bench.sizes import Sizes
+from services.common.cache_client import CacheClient
+from tests.support.processes import start_service
+
+log = logging.getLogger(__name__)
+
+NO_CACHE = "services.cache has not landed in this checkout"
+NO_REDIS = "no Redis on 127.0.0.1:6379 and no redis-server binary"
+# The memory workload holds every key in marketcache's memory layer, as Redis does.
+BIG_MEMORY = str(8 * 2**30)
+# The project's client defaults to a 250 ms deadline for request paths; a benchmark
+# at concurrency 64 on two shared cores must not turn queueing into errors.
+CLIENT_TIMEOUT = 30.0
+
+
+@dataclass
+class Run:
+    """The state one run shares between its sections."""
+
+    sizes: Sizes
+    workdir: Path
+    results: Results
+    stack: AsyncExitStack
+    # Set when a section failed: the report is still written, the exit code says so.
+    failures: list[str]
+
+
+Section = Callable[[Run], Awaitable[None]]
+
+
+async def kv_section(run: Run) -> None:
+    """The side-by-side key-value workloads on every peer."""
+    results, stack, workdir = run.results, run.stack, run.workdir
+    peers: dict[str, Peer] = {}
+    missing: dict[str, Cell] = {}
+    floor = start_floor(workdir / "floor")
+    stack.callback(floor.stop)
+    peers[FLOOR.key] = StubPeer(FLOOR, floor.grpc_address)
+
+    shared = shared_redis(workdir)
+    if shared is None:
+        missing[REDIS.key] = missing[REDIS_ASYNC.key] = Cell.absent(NO_REDIS)
+        results.conditions["redis"] = "absent: " + NO_REDIS
+    else:
+        stack.callback(shared.stop)
+        stack.callback(shared.delete_own_keys)
+        peers[REDIS.key] = RedisSyncPeer(REDIS, shared.sync_client())
+        peers[REDIS_ASYNC.key] = RedisAsyncPeer(REDIS_ASYNC, shared.async_client())
+        version = shared.sync_client().info("server")["redis_version"]
+        results.conditions["redis"] = f"Redis {version}: {shared.description} (database "
+        results.conditions["redis"] += f"{shared.db}, keys under its own prefix, deleted after)"
+
+    if redis_binary() is None:
+        missing[REDIS_AOF.key] = Cell.absent("no redis-server binary")
+    else:
+        aof = start_redis(
+            workdir / "redis-aof", "--appendonly", "yes", "--appendfsync", "always", "--save", ""
+        )
+        stack.callback(aof.stop)
+        peers[REDIS_AOF.key] = RedisAsyncPeer(REDIS_AOF, aof.async_client())
+
+    if service_available("cache"):
+        cache = start_service("cache", cache_env(workdir / "cache-kv"), workdir, label="cache-kv")
+        stack.callback(cache.stop)
+        client = CacheClient(cache.grpc_address, timeout=CLIENT_TIMEOUT)
+        peers[MC_CLIENT.key] = CacheClientPeer(MC_CLIENT, client)
+        peers[MC_STUB.key] = StubPeer(MC_STUB, cache.grpc_address)
+    else:
+        missing[MC_CLIENT.key] = missing[MC_STUB.key] = Cell.not_measured(NO_CACHE)
+
+    ks = kv.Keyspace.build(run.sizes.hot_keys)
+    try:
+        # The sync Redis column shares a server with the asyncio one, and the client
+        # column a process with the stub column: load each server once.
+        for key in (FLOOR.key, REDIS_ASYNC.key, REDIS_AOF.key, MC_STUB.key):
+            peer = peers.get(key)
+            if isinstance(peer, AsyncPeer):
+                await kv.preload(peer, ks)
+        await kv.run_workloads(results, peers, missing, ks, run.sizes)
+    finally:
+        for peer in peers.values():
+            if isinstance(peer, AsyncPeer):
+                await peer.aclose()
+            else:
+                peer.close()
+
+
+async def memory_section(run: Run) -> None:
+    """Memory per key on the floor, Redis and marketcache; then marketcache restarts."""
+    results, sizes, workdir = run.results, run.sizes, run.workdir
+    keys = memory.memory_keys(sizes.memory_keys)
+    note = "" if sizes.memory_keys == 1_000_000 else f"{sizes.memory_keys:,} keys"
+    same = "the same server as the sync column"
+    results.put(MEMORY, REDIS_ASYNC, Cell.not_applicable(same))
+    results.put(MEMORY, REDIS_AOF, Cell.not_applicable("the in-memory server is the peer"))
+    results.put(MEMORY, MC_CLIENT, Cell.not_applicable("the same process as the stub column"))
+
+    floor = start_floor(workdir / "floor-memory", label="floor-memory")
+    try:
+        per_key = await memory.floor_bytes_per_key(floor, keys)
+        results.put(MEMORY, FLOOR, Cell.of([per_key], note))
+    finally:
+        floor.stop()
+
+    if redis_binary() is None:
+        results.put(MEMORY, REDIS, Cell.absent("no redis-server binary"))
+    else:
+        server = start_redis(workdir / "redis-memory", "--save", "", "--appendonly", "no")
+        try:
+            per_key = await memory.redis_bytes_per_key(server, keys)
+            results.put(MEMORY, REDIS, Cell.of([per_key], note))
+        finally:
+            server.stop()
+
+    if not service_available("cache"):
+        cell = Cell.not_measured(NO_CACHE)
+        results.put(MEMORY, MC_STUB, cell)
+        for row in (RESTART_EMPTY, RESTART_SERVING, RESTART_HIT):
+            results.put_system(row, cell)
+        return
+    await _cache_memory_and_restart(run, keys, note)
+
+
+async def _cache_memory_and_restart(run: Run, keys: list[str], note: str) -> None:
+    results, sizes, workdir = run.results, run.sizes, run.workdir
+    env = cache_env(workdir / "cache-memory", CACHE_MAX_MEMORY_BYTES=BIG_MEMORY)
+    timing, proc = time_start(env, workdir, "cache-memory", hit_key=None)
+    empty_start = [timing.serving]
+    try:
+        peer = StubPeer(MC_STUB, proc.grpc_address)
+        try:
+            per_key = await memory.grpc_bytes_per_key(proc, keys, peer)
+        finally:
+            await peer.aclose()
+        results.put(MEMORY, MC_STUB, Cell.of([per_key], note))
+        results.notes[MEMORY.label] = (
+            f"{sizes.memory_keys:,} keys of 200-byte values loaded with MSet batches of "
+            f"{memory.LOAD_BATCH}; resident memory of the server process after minus before "
+            "(psutil RSS; Redis: used_memory_rss of a private redis-server), divided by the "
+            "key count. marketcache runs with CACHE_MAX_MEMORY_BYTES large enough to hold "
+            "every key in memory, as Redis does."
+        )
+    finally:
+        proc.terminate()
+    # The empty-database baseline: the same start-up with no rows to recover.
+    for i in range(sizes.restarts - 1):
+        empty_env = cache_env(workdir / f"cache-empty-{i}")
+        timing, proc = time_start(empty_env, workdir, f"cache-empty-{i}", hit_key=None)
+        proc.terminate()
+        empty_start.append(timing.serving)
+    results.put_system(RESTART_EMPTY, Cell.of(empty_start))
+
+    serving: list[float] = []
+    first_hit: list[float] = []
+    probe = keys[len(keys) // 2]
+    for i in range(sizes.restarts):
+        timing, proc = time_start(env, workdir, f"cache-restart-{i}", hit_key=probe)
+        proc.terminate()
+        serving.append(timing.serving)
+        assert timing.first_hit is not None
+        first_hit.append(timing.first_hit)
+    loaded = f"{sizes.memory_keys:,} keys on disk"
+    results.put_system(RESTART_SERVING, Cell.of(serving, loaded))
+    results.put_system(RESTART_HIT, Cell.of(first_hit, loaded))
+
+
+SECTIONS: dict[str, Section] = {
+    "key-value workloads": kv_section,
+    "memory and restart": memory_section,
+}
+
+
+async def run_all(sizes: Sizes, workdir: Path, *, strict: bool) -> Run:
+    """Run every section; with `strict`, the first failure propagates (smoke mode)."""
+    results = Results(mode=sizes.mode)
+    results.conditions = conditions.collect(sizes.mode, sizes.reps, sizes.seconds, workdir)
+    async with AsyncExitStack() as stack:
+        run = Run(sizes, workdir, results, stack, [])
+        for name, section in SECTIONS.items():
+            log.info("section: %s", name)
+            try:
+                async with AsyncExitStack() as section_stack:
+                    run.stack = section_stack
+                    await section(run)
+            except Exception as exc:
+                if strict:
+                    raise
+                log.error("section %s failed:\n%s", name, traceback.format_exc())
+                run.failures.append(f"{name}: {exc}")
+                results.notes[f"section {name}"] = f"failed, its rows are not measured: {exc}"
+        run.stack = stack
+    results.conditions["load average at end (1/5/15 min)"] = conditions.load_average()
+    return run
