@@ -1,0 +1,1 @@
+"""CacheService: a Durable-Objects-style cache with per-prefix gates and group commit."""

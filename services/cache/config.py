@@ -1,0 +1,130 @@
+"""CacheService settings, read once from the environment (ARCHITECTURE §7)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from services.common.config import ConfigError, Env
+from services.common.server import ServerOptions
+
+MIB = 1024 * 1024
+DAY = 86_400
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": MIB, "g": 1024 * MIB}
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Everything the cache process is configured with; built by `from_env`."""
+
+    server: ServerOptions
+    db_url: str
+    node_id: str
+    # Address other processes and clients reach this node at; the bound gRPC
+    # address when unset.
+    advertise_addr: str | None
+    lease_seconds: float
+    max_memory_bytes: int
+    max_value_bytes: int
+    max_batch: int
+    default_ttl: int
+    max_ttl: int
+    sweep_seconds: float
+    prefix_depth: int
+    max_prefix_queue: int
+    admin_token: str | None
+    enabled: bool
+    # PRAGMA synchronous for SQLite: "full" keeps the promise that an
+    # acknowledged write survives power loss; "normal" only survives a crash.
+    sqlite_synchronous: str = "full"
+    read_threads: int = 4
+    # Most writes one commit carries (a bigger group waits for the next one).
+    commit_max_batch: int = 2048
+    # Distinct prefixes that get their own metric label; the rest are "other".
+    max_prefix_labels: int = 200
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> CacheSettings:
+        """Read and check every CACHE_* variable; ConfigError names the bad one."""
+        env = env or Env()
+        server = ServerOptions.from_env(
+            env,
+            "cache",
+            "CACHE_LISTEN",
+            "127.0.0.1:50051",
+            "CACHE_METRICS_LISTEN",
+            "127.0.0.1:9101",
+        )
+        max_ttl = env.integer("CACHE_MAX_TTL", 30 * DAY, minimum=1)
+        default_ttl = env.integer("CACHE_DEFAULT_TTL", 3600, minimum=1)
+        if default_ttl > max_ttl:
+            raise ConfigError(
+                f"CACHE_DEFAULT_TTL: {default_ttl} is above CACHE_MAX_TTL ({max_ttl})"
+            )
+        advertise = env.optional("CACHE_ADVERTISE_ADDR")
+        if advertise is not None:
+            env.address("CACHE_ADVERTISE_ADDR", advertise)
+        return cls(
+            server=server,
+            db_url=_db_url(env),
+            node_id=env.string("CACHE_NODE_ID", f"{socket.gethostname()}-{os.getpid()}"),
+            advertise_addr=advertise,
+            lease_seconds=env.number("CACHE_LEASE_SECONDS", 10.0, minimum=1.0, maximum=3600.0),
+            max_memory_bytes=size(env, "CACHE_MAX_MEMORY_BYTES", 256 * MIB, minimum=0),
+            max_value_bytes=size(env, "CACHE_MAX_VALUE_BYTES", MIB, minimum=16),
+            max_batch=env.integer("CACHE_MAX_BATCH", 1000, minimum=1, maximum=100_000),
+            default_ttl=default_ttl,
+            max_ttl=max_ttl,
+            sweep_seconds=env.number("CACHE_SWEEP_SECONDS", 30.0, minimum=0.01, maximum=DAY),
+            prefix_depth=env.integer("CACHE_PREFIX_DEPTH", 1, minimum=1, maximum=8),
+            max_prefix_queue=env.integer("CACHE_MAX_PREFIX_QUEUE", 1024, minimum=1),
+            admin_token=env.optional("ADMIN_TOKEN"),
+            enabled=env.flag("CACHE_ENABLED", True),
+            sqlite_synchronous=env.choice(
+                "CACHE_SQLITE_SYNCHRONOUS", "full", ("full", "normal", "extra")
+            ),
+            read_threads=env.integer("CACHE_READ_THREADS", 4, minimum=1, maximum=64),
+            commit_max_batch=env.integer("CACHE_COMMIT_MAX_BATCH", 2048, minimum=1),
+            max_prefix_labels=env.integer("CACHE_MAX_PREFIX_LABELS", 200, minimum=1),
+        )
+
+
+def _db_url(env: Env) -> str:
+    url = env.string("CACHE_DB_URL", "sqlite:///./var/cache.db")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"CACHE_DB_URL: not a database URL: {url!r} "
+            "(expected sqlite:///path/cache.db or postgresql+psycopg://user@host/db)"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"CACHE_DB_URL: unsupported database {parsed.get_backend_name()!r}: "
+            "use sqlite:///... or postgresql+psycopg://..."
+        )
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ConfigError("CACHE_DB_URL: SQLite needs a file path, e.g. sqlite:///./var/cache.db")
+    return url
+
+
+def size(env: Env, name: str, default: int, *, minimum: int = 0) -> int:
+    """A byte size: a plain number or one with a unit (512KiB, 256MiB, 1GiB)."""
+    raw = env.optional(name)
+    if raw is None:
+        return default
+    match = _SIZE.match(raw)
+    if match is None:
+        raise ConfigError(f"{name}: expected a size in bytes like 268435456 or 256MiB, got {raw!r}")
+    unit = (match.group(2) or "").lower()[:1]
+    value = int(match.group(1)) * _UNITS[unit]
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum} bytes, got {value}")
+    return value

@@ -1,0 +1,156 @@
+"""Group commit: every write queued while a commit runs goes into the next transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from services.cache.writes import WriteOp
+from services.common.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+# Runs the ops in one transaction (in the writer thread); one result per op.
+Apply = Callable[[Sequence[WriteOp]], list[object]]
+# Told the outcome on the event loop before any waiter is: results, or the error.
+Settle = Callable[[Sequence[WriteOp], list[object] | None], None]
+# Told the size and duration of every commit attempt, and whether it succeeded.
+Observe = Callable[[int, float, bool], None]
+
+
+class _Submission:
+    __slots__ = ("future", "ops")
+
+    def __init__(self, ops: Sequence[WriteOp], future: asyncio.Future[list[object]]) -> None:
+        self.ops = ops
+        self.future = future
+
+
+class GroupCommitter:
+    """One writer thread; a task drains the queue, one transaction per drained group.
+
+    There is no timer: while one transaction commits, new writes queue up, and
+    the next transaction takes all of them. Under load the groups grow by
+    themselves; alone, a write commits at once.
+    """
+
+    def __init__(
+        self,
+        apply: Apply,
+        settle: Settle,
+        *,
+        max_batch: int = 2048,
+        observe: Observe | None = None,
+    ) -> None:
+        self._apply = apply
+        self._settle = settle
+        self._observe = observe
+        self.max_batch = max_batch
+        self._queue: deque[_Submission] = deque()
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        # Transactions committed, and writes they carried.
+        self.commits = 0
+        self.writes = 0
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The writer thread, for other work that must not race the commits."""
+        return self._executor
+
+    def start(self) -> None:
+        """Start draining the queue."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    def submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[list[object]]:
+        """Queue `ops` (committed together, in order); the future resolves after the commit."""
+        if self._closing:
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE, "the cache is shutting down; retry on another node"
+            )
+        future: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
+        # The writer may have given up waiting (its RPC was cancelled) while
+        # readers still wait on this future; a failure nobody awaits is not an error.
+        future.add_done_callback(_retrieve)
+        self._queue.append(_Submission(ops, future))
+        self._wake.set()
+        return future
+
+    @property
+    def queued(self) -> int:
+        """Submissions waiting for a commit."""
+        return len(self._queue)
+
+    async def close(self) -> None:
+        """Commit everything already queued, then stop the writer thread."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            group = [self._queue.popleft()]
+            size = len(group[0].ops)
+            # Never split a submission: an MSet commits whole or not at all.
+            while self._queue and size + len(self._queue[0].ops) <= self.max_batch:
+                submission = self._queue.popleft()
+                group.append(submission)
+                size += len(submission.ops)
+            await self._commit(group)
+
+    async def _commit(self, group: list[_Submission]) -> None:
+        ops = [op for submission in group for op in submission.ops]
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self._apply, ops)
+        except Exception as exc:
+            self._report(len(ops), started, ok=False)
+            log.error("commit of %d writes failed: %s", len(ops), exc, exc_info=True)
+            self._settle(ops, None)
+            error = ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the database commit failed ({type(exc).__name__}); the write was not "
+                "applied, retry",
+            )
+            for submission in group:
+                if not submission.future.done():
+                    submission.future.set_exception(error)
+            return
+        self._report(len(ops), started, ok=True)
+        self.commits += 1
+        self.writes += len(ops)
+        self._settle(ops, results)
+        at = 0
+        for submission in group:
+            part = results[at : at + len(submission.ops)]
+            at += len(submission.ops)
+            if not submission.future.done():
+                submission.future.set_result(part)
+
+    def _report(self, size: int, started: float, *, ok: bool) -> None:
+        if self._observe is not None:
+            self._observe(size, time.perf_counter() - started, ok)
+
+
+def _retrieve(future: asyncio.Future[list[object]]) -> None:
+    if not future.cancelled():
+        future.exception()

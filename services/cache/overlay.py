@@ -1,0 +1,98 @@
+"""Admitted writes not yet committed: the newest state, consulted before memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.cache.writes import ClearPrefix, Put, Remove, WriteOp
+
+Commit = asyncio.Future[list[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What a read found for one key."""
+
+    # The serialized Value, or None when there is no live entry.
+    blob: bytes | None
+    expires_at: float = 0.0
+    # The commit to wait for before this may be revealed (the output gate).
+    wait: Commit | None = None
+    # Memory cannot tell: ask the database.
+    unknown: bool = False
+
+
+MISS = Seen(None)
+NOT_IN_MEMORY = Seen(None, unknown=True)
+
+
+@dataclass(slots=True)
+class _Pending:
+    seq: int
+    blob: bytes | None  # None: a tombstone
+    expires_at: float
+    done: Commit
+
+
+class Overlay:
+    """The latest uncommitted write per key and the latest uncommitted Clear per prefix.
+
+    Entries leave only when the commit that carries them settles, so nothing
+    admitted is ever evicted before it is durable.
+    """
+
+    def __init__(self) -> None:
+        self._writes: dict[str, _Pending] = {}
+        self._clears: dict[str, _Pending] = {}
+        # Bytes of pending values (they count as memory in use).
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._writes) + len(self._clears)
+
+    def admit(self, ops: Sequence[WriteOp], done: Commit) -> None:
+        """Record `ops`, committed by `done`, as the newest state of their keys."""
+        for op in ops:
+            if isinstance(op, Put):
+                self._replace(op.key, _Pending(op.seq, op.blob, op.expires_at, done))
+            elif isinstance(op, Remove):
+                self._replace(op.key, _Pending(op.seq, None, 0.0, done))
+            elif isinstance(op, ClearPrefix):
+                self._clears[op.prefix] = _Pending(op.seq, None, 0.0, done)
+
+    def _replace(self, key: str, pending: _Pending) -> None:
+        old = self._writes.get(key)
+        if old is not None and old.blob is not None:
+            self.bytes -= len(old.blob)
+        self._writes[key] = pending
+        if pending.blob is not None:
+            self.bytes += len(pending.blob)
+
+    def peek(self, key: str, prefix: str) -> Seen | None:
+        """The pending state of `key`, or None when nothing pending touches it."""
+        write = self._writes.get(key)
+        clear = self._clears.get(prefix)
+        if write is not None and (clear is None or write.seq > clear.seq):
+            return Seen(write.blob, write.expires_at, write.done)
+        if clear is not None:
+            return Seen(None, 0.0, clear.done)
+        return None
+
+    def touches(self, key: str, prefix: str) -> bool:
+        """Whether a pending write or Clear covers `key`."""
+        return key in self._writes or prefix in self._clears
+
+    def settle(self, op: WriteOp) -> None:
+        """Forget `op` (committed or failed) unless a newer pending op replaced it."""
+        if isinstance(op, ClearPrefix):
+            clear = self._clears.get(op.prefix)
+            if clear is not None and clear.seq == op.seq:
+                del self._clears[op.prefix]
+        elif isinstance(op, (Put, Remove)):
+            write = self._writes.get(op.key)
+            if write is not None and write.seq == op.seq:
+                del self._writes[op.key]
+                if write.blob is not None:
+                    self.bytes -= len(write.blob)

@@ -1,0 +1,115 @@
+"""Builds the cache process: store, sweeper, servicer and the shared gRPC bootstrap."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
+
+from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.cache.clock import Clock, SystemClock
+from services.cache.config import CacheSettings
+from services.cache.db import CacheDb
+from services.cache.keys import KeyRules
+from services.cache.ownership import SingleNodeOwnership
+from services.cache.servicer import CacheServicer
+from services.cache.stats import CacheStats
+from services.cache.store import CacheStore, StoreLimits
+from services.cache.sweeper import Sweeper
+from services.cache.ttl_policy import TtlPolicy
+from services.common.auth import AdminAuth
+from services.common.server import GrpcProcess
+
+log = logging.getLogger(__name__)
+
+SERVICE = cache_pb2.DESCRIPTOR.services_by_name["CacheService"]
+
+
+class CacheServer:
+    """One cache process; nothing runs until `start()`."""
+
+    def __init__(
+        self,
+        settings: CacheSettings,
+        registry: CollectorRegistry,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        clock = clock or SystemClock()
+        self.db = CacheDb(
+            settings.db_url,
+            synchronous=settings.sqlite_synchronous,
+            pool_size=settings.read_threads + 2,
+        )
+        self.store = CacheStore(
+            self.db,
+            keys=KeyRules(settings.prefix_depth),
+            ttl=TtlPolicy(settings.default_ttl, settings.max_ttl),
+            stats=CacheStats(registry, settings.max_prefix_labels),
+            ownership=SingleNodeOwnership(
+                settings.node_id, self.advertised_address, clock, settings.lease_seconds
+            ),
+            clock=clock,
+            limits=StoreLimits(
+                max_memory_bytes=settings.max_memory_bytes,
+                max_value_bytes=settings.max_value_bytes,
+                max_batch=settings.max_batch,
+                max_prefix_queue=settings.max_prefix_queue,
+                commit_max_batch=settings.commit_max_batch,
+                read_threads=settings.read_threads,
+            ),
+        )
+        self.sweeper = Sweeper(self.store, settings.sweep_seconds)
+        self.servicer = CacheServicer(
+            self.store,
+            auth=AdminAuth(settings.admin_token),
+            enabled=settings.enabled,
+            node_id=settings.node_id,
+        )
+        self.process = GrpcProcess(settings.server, registry, [SERVICE], self._register)
+        self.process.on_stop(self._close)
+
+    def _register(self, server: grpc.aio.Server) -> None:
+        cache_pb2_grpc.add_CacheServiceServicer_to_server(self.servicer, server)
+
+    def advertised_address(self) -> str:
+        """Where clients reach this node: CACHE_ADVERTISE_ADDR, else the bound address."""
+        return self.settings.advertise_addr or self.process.address
+
+    @property
+    def address(self) -> str:
+        """The bound gRPC address (host:port)."""
+        return self.process.address
+
+    async def start(self) -> None:
+        """Listen (NOT_SERVING), open the store, start sweeping, then report SERVING."""
+        await self.process.start()
+        await self.store.open()
+        self.sweeper.start()
+        await self.process.set_serving(True)
+
+    async def stop(self) -> None:
+        """NOT_SERVING, drain RPCs, commit what is queued, close the database."""
+        await self.process.stop()
+
+    async def _close(self) -> None:
+        await self.sweeper.stop()
+        await self.store.close()
+
+
+async def serve(settings: CacheSettings) -> int:
+    """Run the cache until SIGTERM/SIGINT; the process exit code."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    server = CacheServer(settings, registry)
+    try:
+        await server.start()
+    except Exception as exc:
+        log.error("cache failed to start: %s: %s", type(exc).__name__, exc)
+        await server.stop()
+        return 1
+    await server.process.run_until_signal()
+    return 0

@@ -1,0 +1,236 @@
+"""CacheService RPC handlers: translate protobuf to store calls and ServiceError to status."""
+
+# The handlers carry the RPC names of the generated base class (Get, MSet, ...).
+# ruff: noqa: N802
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import struct_pb2
+
+from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.cache import health
+from services.cache.ownership import OwnerInfo
+from services.cache.stats import Snapshot, hit_rate
+from services.cache.store import CacheStore, Hit
+from services.common.auth import AdminAuth
+from services.common.errors import ServiceError, abort, invalid_argument
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Handler = Callable[["CacheServicer", Req, Context], Awaitable[Resp]]
+
+
+def _rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
+    """Answer a ServiceError raised anywhere below with its status and details."""
+
+    @functools.wraps(handler)
+    async def wrapped(self: CacheServicer, request: Req, context: Context) -> Resp:
+        try:
+            return await handler(self, request, context)
+        except ServiceError as exc:
+            await abort(context, exc)
+
+    return wrapped
+
+
+class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
+    """The CacheService over one CacheStore."""
+
+    def __init__(self, store: CacheStore, *, auth: AdminAuth, enabled: bool, node_id: str) -> None:
+        self._store = store
+        self._auth = auth
+        self._enabled = enabled
+        self._node_id = node_id
+
+    def _require_enabled(self) -> None:
+        if not self._enabled:
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                "the cache is disabled on this server (CACHE_ENABLED=false); "
+                "callers should go to the source directly",
+            )
+
+    @_rpc
+    async def Get(self, request: cache_pb2.GetRequest, context: Context) -> cache_pb2.GetResponse:
+        self._require_enabled()
+        hit = await self._store.get(request.key)
+        reply = cache_pb2.GetResponse(key=request.key, found=hit is not None)
+        if hit is not None:
+            _fill(reply, hit)
+        return reply
+
+    @_rpc
+    async def Set(self, request: cache_pb2.SetRequest, context: Context) -> cache_pb2.SetResponse:
+        self._require_enabled()
+        blob = _blob(request.value, request.HasField("value"), "value")
+        ttl = await self._store.set(request.key, blob, request.ttl_seconds)
+        return cache_pb2.SetResponse(key=request.key, ttl_seconds=ttl)
+
+    @_rpc
+    async def Delete(
+        self, request: cache_pb2.DeleteRequest, context: Context
+    ) -> cache_pb2.DeleteResponse:
+        self._require_enabled()
+        deleted = await self._store.delete(request.key)
+        return cache_pb2.DeleteResponse(key=request.key, deleted=deleted)
+
+    @_rpc
+    async def MGet(
+        self, request: cache_pb2.MGetRequest, context: Context
+    ) -> cache_pb2.MGetResponse:
+        self._require_enabled()
+        hits = await self._store.mget(request.keys)
+        reply = cache_pb2.MGetResponse()
+        for key, hit in zip(request.keys, hits, strict=True):
+            result = reply.results.add(key=key, found=hit is not None)
+            if hit is not None:
+                _fill(result, hit)
+        return reply
+
+    @_rpc
+    async def MSet(
+        self, request: cache_pb2.MSetRequest, context: Context
+    ) -> cache_pb2.MSetResponse:
+        self._require_enabled()
+        items = [
+            (
+                item.key,
+                _blob(item.value, item.HasField("value"), f"items[{i}].value"),
+                item.ttl_seconds,
+            )
+            for i, item in enumerate(request.items)
+        ]
+        return cache_pb2.MSetResponse(written=await self._store.mset(items))
+
+    @_rpc
+    async def Clear(
+        self, request: cache_pb2.ClearRequest, context: Context
+    ) -> cache_pb2.ClearResponse:
+        self._auth.check(tuple(context.invocation_metadata() or ()), "Clear")
+        self._require_enabled()
+        deleted = await self._store.clear(request.prefix)
+        return cache_pb2.ClearResponse(prefix=request.prefix, deleted=deleted)
+
+    @_rpc
+    async def Health(
+        self, request: cache_pb2.HealthRequest, context: Context
+    ) -> cache_pb2.HealthResponse:
+        verdict = await health.assess(self._store, enabled=self._enabled)
+        snapshot = await self._snapshot(refresh_keys=verdict.status != health.UNAVAILABLE)
+        return cache_pb2.HealthResponse(
+            status=verdict.status,
+            enabled=self._enabled,
+            hit_rate=snapshot.hit_rate,
+            metrics=_metrics(snapshot),
+            reason=verdict.reason,
+            node_id=self._node_id,
+        )
+
+    @_rpc
+    async def GetMetrics(
+        self, request: cache_pb2.GetMetricsRequest, context: Context
+    ) -> cache_pb2.GetMetricsResponse:
+        snapshot = await self._snapshot(refresh_keys=self._store.is_open)
+        return cache_pb2.GetMetricsResponse(
+            hits=snapshot.hits,
+            misses=snapshot.misses,
+            hit_rate=snapshot.hit_rate,
+            keys=snapshot.keys,
+            memory_bytes=snapshot.memory_bytes,
+            metrics=_metrics(snapshot),
+        )
+
+    @_rpc
+    async def GetOwnership(
+        self, request: cache_pb2.GetOwnershipRequest, context: Context
+    ) -> cache_pb2.GetOwnershipResponse:
+        prefix = self._store.keys.prefix_or_key(request.prefix, "prefix")
+        return cache_pb2.GetOwnershipResponse(owner=_owner(self._store.ownership.owner_of(prefix)))
+
+    @_rpc
+    async def ListOwners(
+        self, request: cache_pb2.ListOwnersRequest, context: Context
+    ) -> cache_pb2.ListOwnersResponse:
+        ownership = self._store.ownership
+        return cache_pb2.ListOwnersResponse(
+            members=[
+                cache_pb2.Member(
+                    node_id=m.node_id, address=m.address, heartbeat_at=m.heartbeat_at, alive=m.alive
+                )
+                for m in ownership.members()
+            ],
+            owners=[_owner(o) for o in ownership.owners()],
+        )
+
+    async def _snapshot(self, *, refresh_keys: bool) -> Snapshot:
+        store = self._store
+        if refresh_keys:
+            store.stats.set_keys(await store.key_counts())
+        return store.stats.snapshot(
+            store.memory.bytes + store.overlay.bytes, store.limits.max_memory_bytes
+        )
+
+
+def _blob(value: struct_pb2.Value, present: bool, field: str) -> bytes:
+    # An unset value is refused rather than stored as null: a forgotten field
+    # must not silently cache a null over good data.
+    if not present:
+        raise invalid_argument(
+            f"{field} is required: send any JSON value; to store JSON null send it "
+            'explicitly ({"nullValue": "NULL_VALUE"} in protobuf JSON, null over REST)',
+            field,
+        )
+    if value.WhichOneof("kind") is None:
+        raise invalid_argument(
+            f"{field} has no kind set: set one of null_value, number_value, string_value, "
+            "bool_value, struct_value or list_value",
+            field,
+        )
+    return value.SerializeToString()
+
+
+def _fill(reply: cache_pb2.GetResponse | cache_pb2.MGetResult, hit: Hit) -> None:
+    reply.value.ParseFromString(hit.blob)
+    reply.ttl_remaining_seconds = hit.ttl_remaining
+
+
+def _metrics(snapshot: Snapshot) -> cache_pb2.CacheMetrics:
+    return cache_pb2.CacheMetrics(
+        hits=snapshot.hits,
+        misses=snapshot.misses,
+        hit_rate=snapshot.hit_rate,
+        keys=snapshot.keys,
+        memory_bytes=snapshot.memory_bytes,
+        max_memory_bytes=snapshot.max_memory_bytes,
+        evictions=snapshot.evictions,
+        expired=snapshot.expired,
+        sets=snapshot.sets,
+        deletes=snapshot.deletes,
+        commits=snapshot.commits,
+        prefixes=[
+            cache_pb2.PrefixMetrics(
+                prefix=label,
+                hits=t.hits,
+                misses=t.misses,
+                hit_rate=hit_rate(t.hits, t.misses),
+                keys=t.keys,
+            )
+            for label, t in sorted(snapshot.prefixes.items())
+        ],
+    )
+
+
+def _owner(owner: OwnerInfo) -> cache_pb2.Owner:
+    return cache_pb2.Owner(
+        prefix=owner.prefix,
+        node_id=owner.node_id,
+        address=owner.address,
+        epoch=owner.epoch,
+        expires_at=owner.expires_at,
+    )

@@ -1,0 +1,383 @@
+"""The cache store: per-prefix input gates, an output gate on every reply, group commit.
+
+State, newest first: `pending` (admitted, not yet committed writes and
+tombstones, never evicted), then `memory` (committed entries, LRU-bounded),
+then the database (the truth). A reply never reveals a pending write before its
+commit, and a write is acknowledged only after its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+
+from services.cache.clock import Clock
+from services.cache.db import CacheDb, Row
+from services.cache.gate import PrefixGates
+from services.cache.group_commit import GroupCommitter
+from services.cache.keys import KeyRules
+from services.cache.lru import LruMemory, entry_size
+from services.cache.overlay import MISS, NOT_IN_MEMORY, Overlay, Seen
+from services.cache.ownership import Ownership
+from services.cache.stats import CacheStats
+from services.cache.ttl_policy import TtlPolicy, remaining_seconds
+from services.cache.writes import ClearPrefix, Put, Remove, Sweep, WriteOp
+from services.common.errors import ServiceError, invalid_argument
+
+log = logging.getLogger(__name__)
+
+# A read that revealed a write whose commit then failed looks again, this often.
+_READ_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A live entry as answered: the serialized Value and the whole seconds it has left."""
+
+    blob: bytes
+    ttl_remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """The bounds the store enforces."""
+
+    max_memory_bytes: int = 256 * 1024 * 1024
+    max_value_bytes: int = 1024 * 1024
+    max_batch: int = 1000
+    max_prefix_queue: int = 1024
+    commit_max_batch: int = 2048
+    read_threads: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """One validated write of an MSet."""
+
+    key: str
+    prefix: str
+    blob: bytes
+    ttl: int
+
+
+class CacheStore:
+    """Get/Set/Delete/MGet/MSet/Clear over memory and the database, in prefix order."""
+
+    def __init__(
+        self,
+        db: CacheDb,
+        *,
+        keys: KeyRules,
+        ttl: TtlPolicy,
+        stats: CacheStats,
+        ownership: Ownership,
+        clock: Clock,
+        limits: StoreLimits,
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.ttl = ttl
+        self.stats = stats
+        self.ownership = ownership
+        self.clock = clock
+        self.limits = limits
+        self.memory = LruMemory(limits.max_memory_bytes)
+        self.overlay = Overlay()
+        self.gates = PrefixGates(limits.max_prefix_queue)
+        self.committer = GroupCommitter(
+            self._apply, self._settle, max_batch=limits.commit_max_batch, observe=self._observe
+        )
+        self._readers = ThreadPoolExecutor(limits.read_threads, thread_name_prefix="cache-reader")
+        # True while memory holds every live committed entry, so a memory miss
+        # is a definitive miss; false from the first eviction or failed commit.
+        self.complete = False
+        self.is_open = False
+        self.last_commit_error: str | None = None
+        self._seq = 0
+        stats.watch_memory(lambda: self.memory.bytes + self.overlay.bytes)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the schema, load recent entries into memory, start committing."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.committer.executor, self.db.create_schema)
+        rows, complete = await loop.run_in_executor(
+            self._readers,
+            self.db.load_recent,
+            self.clock.now(),
+            self.limits.max_memory_bytes,
+            lambda row: entry_size(row.key, row.blob),
+        )
+        for row in reversed(rows):  # oldest first, so the newest ends most recently used
+            self.memory.put(row.key, row.prefix, row.blob, row.expires_at)
+        self.complete = complete
+        self.committer.start()
+        await self.ownership.start()
+        self.is_open = True
+        log.info(
+            "cache store open: %d entries in memory (%d bytes), memory holds all: %s",
+            len(self.memory),
+            self.memory.bytes,
+            complete,
+        )
+
+    async def close(self) -> None:
+        """Commit every queued write, release ownership, close the database."""
+        self.is_open = False
+        await self.committer.close()
+        await self.ownership.stop()
+        self._readers.shutdown(wait=True)
+        self.db.dispose()
+
+    def _check_open(self) -> None:
+        if not self.is_open:
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE, "the cache store is not open (starting or stopping)"
+            )
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get(self, key: str) -> Hit | None:
+        """The live entry of `key`, or None."""
+        prefix = self.keys.prefix_of(key, "key")
+        self._check_open()
+        answers: list[Hit | None] = [None]
+        await self._read_prefix(prefix, [0], [key], answers)
+        return answers[0]
+
+    async def mget(self, keys: Sequence[str]) -> list[Hit | None]:
+        """Entries of `keys` in order (None per miss); duplicates answered each time."""
+        self._check_batch(len(keys), "keys")
+        by_prefix: dict[str, list[int]] = {}
+        for index, key in enumerate(keys):
+            by_prefix.setdefault(self.keys.prefix_of(key, f"keys[{index}]"), []).append(index)
+        self._check_open()
+        answers: list[Hit | None] = [None] * len(keys)
+        if len(by_prefix) == 1:
+            ((prefix, indexes),) = by_prefix.items()
+            await self._read_prefix(prefix, indexes, keys, answers)
+            return answers
+        # Each prefix is its own queue: a slow prefix does not hold up the others.
+        await asyncio.gather(
+            *(self._read_prefix(prefix, idx, keys, answers) for prefix, idx in by_prefix.items())
+        )
+        return answers
+
+    async def _read_prefix(
+        self, prefix: str, indexes: list[int], keys: Sequence[str], answers: list[Hit | None]
+    ) -> None:
+        for _attempt in range(_READ_ATTEMPTS):
+            async with self.gates.hold(prefix):
+                await self.ownership.admit(prefix)
+                now = self.clock.now()
+                seen = {keys[i]: self._peek(keys[i], prefix, now) for i in indexes}
+                unknown = [key for key, s in seen.items() if s.unknown]
+                if unknown:
+                    rows = await self._read_rows(unknown, now)
+                    for key in unknown:
+                        seen[key] = self._fill(key, prefix, rows.get(key))
+            # The output gate: what we saw may include writes not yet durable.
+            if not await _all_committed({s.wait for s in seen.values() if s.wait is not None}):
+                continue  # a write we would have revealed failed: look again
+            for i in indexes:
+                s = seen[keys[i]]
+                if s.expires_at > now and s.blob is not None:
+                    answers[i] = Hit(s.blob, remaining_seconds(s.expires_at, now))
+                    self.stats.hit(prefix)
+                else:
+                    self.stats.miss(prefix)
+            return
+        raise ServiceError(
+            grpc.StatusCode.UNAVAILABLE,
+            f"writes to prefix {prefix!r} keep failing to commit; retry later",
+        )
+
+    def _peek(self, key: str, prefix: str, now: float) -> Seen:
+        seen = self.overlay.peek(key, prefix)
+        if seen is not None:
+            return seen
+        entry = self.memory.get(key)
+        if entry is not None:
+            if entry.expires_at > now:
+                return Seen(entry.blob, entry.expires_at)
+            self.memory.remove(key)  # expired: the sweeper deletes the row
+            return MISS
+        return MISS if self.complete else NOT_IN_MEMORY
+
+    async def _read_rows(self, keys: list[str], now: float) -> dict[str, Row]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self.db.get_many, keys, now)
+
+    def _fill(self, key: str, prefix: str, row: Row | None) -> Seen:
+        if row is None:
+            return MISS
+        # Re-admit what the database had. Under the prefix gate no write of this
+        # key can be admitted meanwhile; the check keeps an older row from ever
+        # landing over a newer write should that change.
+        if not self.overlay.touches(key, prefix) and key not in self.memory:
+            self._evicted(self.memory.put(key, prefix, row.blob, row.expires_at))
+        return Seen(row.blob, row.expires_at)
+
+    # -- writes --------------------------------------------------------------
+
+    async def set(self, key: str, blob: bytes, ttl_seconds: int = 0) -> int:
+        """Store one entry; returns the TTL applied. Returns after the commit."""
+        entry = self._validated(key, blob, ttl_seconds, "")
+        await self._write(entry)
+        return entry.ttl
+
+    async def mset(self, items: Sequence[tuple[str, bytes, int]]) -> int:
+        """Validate every item, then write all in one transaction; returns how many."""
+        self._check_batch(len(items), "items")
+        entries = [
+            self._validated(key, blob, ttl, f"items[{i}].")
+            for i, (key, blob, ttl) in enumerate(items)
+        ]
+        if entries:
+            await self._write(*entries)
+        return len(entries)
+
+    async def _write(self, *entries: NewEntry) -> None:
+        self._check_open()
+        prefixes = {e.prefix for e in entries}
+        async with self.gates.hold_all(prefixes):
+            epochs = {p: await self.ownership.admit(p) for p in sorted(prefixes)}
+            now = self.clock.now()
+            ops = [
+                Put(e.key, e.prefix, e.blob, now + e.ttl, self._next_seq(), epochs[e.prefix])
+                for e in entries
+            ]
+            done = self._submit(ops)
+        await asyncio.shield(done)
+        for e in entries:
+            self.stats.stored(e.prefix)
+
+    async def delete(self, key: str) -> bool:
+        """Remove `key`; True when a live entry existed. Returns after the commit."""
+        prefix = self.keys.prefix_of(key, "key")
+        self._check_open()
+        async with self.gates.hold(prefix):
+            epoch = await self.ownership.admit(prefix)
+            done = self._submit([Remove(key, prefix, self._next_seq(), epoch)])
+        (existed,) = await asyncio.shield(done)
+        self.stats.deleted(prefix)
+        return bool(existed)
+
+    async def clear(self, prefix: str) -> int:
+        """Delete every entry of `prefix`; returns how many were live."""
+        self.keys.check_prefix(prefix, "prefix")
+        self._check_open()
+        async with self.gates.hold(prefix):
+            epoch = await self.ownership.admit(prefix)
+            done = self._submit([ClearPrefix(prefix, self._next_seq(), epoch)])
+        (deleted,) = await asyncio.shield(done)
+        return _count(deleted)
+
+    async def key_counts(self) -> dict[str, int]:
+        """Live committed entries per prefix (from memory when it holds everything)."""
+        now = self.clock.now()
+        if self.complete:
+            return self.memory.prefix_counts(now)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self.db.count_by_prefix, now)
+
+    async def probe(self) -> None:
+        """Raise when the database does not answer a trivial query."""
+        await asyncio.get_running_loop().run_in_executor(self._readers, self.db.probe)
+
+    async def sweep(self, limit: int = 1000) -> int:
+        """Delete expired rows (in chunks of `limit`); returns how many."""
+        self._check_open()
+        total = 0
+        while True:
+            (result,) = await asyncio.shield(self.committer.submit([Sweep(limit)]))
+            removed = _count(result)
+            total += removed
+            if removed < limit:
+                return total
+
+    def _validated(self, key: str, blob: bytes, ttl_seconds: int, field: str) -> NewEntry:
+        prefix = self.keys.prefix_of(key, f"{field}key")
+        ttl = self.ttl.resolve(ttl_seconds, f"{field}ttl_seconds")
+        if len(blob) > self.limits.max_value_bytes:
+            raise ServiceError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{field}value of key {key!r} is {len(blob)} bytes serialized; the limit is "
+                f"{self.limits.max_value_bytes} bytes (CACHE_MAX_VALUE_BYTES)",
+            )
+        return NewEntry(key, prefix, blob, ttl)
+
+    def _check_batch(self, size: int, field: str) -> None:
+        if size > self.limits.max_batch:
+            raise invalid_argument(
+                f"{field} has {size} entries; the limit is {self.limits.max_batch} per call "
+                "(CACHE_MAX_BATCH): split the batch",
+                field,
+            )
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[list[object]]:
+        done = self.committer.submit(ops)
+        self.overlay.admit(ops, done)
+        return done
+
+    # -- the committer's side (writer thread, then the event loop) -------------
+
+    def _apply(self, ops: Sequence[WriteOp]) -> list[object]:
+        return self.db.apply(ops, self.clock.now())
+
+    def _settle(self, ops: Sequence[WriteOp], results: list[object] | None) -> None:
+        committed = results is not None
+        for op, result in zip(ops, results or [None] * len(ops), strict=True):
+            if isinstance(op, Sweep):
+                if committed:
+                    self.memory.purge_expired(self.clock.now())
+                    self.stats.expired_removed(_count(result))
+                continue
+            if isinstance(op, ClearPrefix):
+                self.memory.remove_prefix(op.prefix)
+            elif isinstance(op, Put) and committed:
+                self._evicted(self.memory.put(op.key, op.prefix, op.blob, op.expires_at))
+            else:
+                self.memory.remove(op.key)
+            self.overlay.settle(op)
+        if committed:
+            self.last_commit_error = None
+        else:
+            # The transaction may or may not have reached the disk (a lost
+            # connection after COMMIT): memory no longer vouches for these keys.
+            self.complete = False
+            self.last_commit_error = "the last commit failed"
+
+    def _evicted(self, count: int) -> None:
+        if count:
+            self.complete = False
+            self.stats.evicted(count)
+
+    def _observe(self, size: int, seconds: float, ok: bool) -> None:
+        self.stats.committed(size, seconds, ok)
+
+
+def _count(result: object) -> int:
+    assert isinstance(result, int), result
+    return int(result)
+
+
+async def _all_committed(waits: set[asyncio.Future[list[object]]]) -> bool:
+    """Wait for every commit in `waits`; False when any of them failed."""
+    ok = True
+    for wait in waits:
+        try:
+            await asyncio.shield(wait)
+        except ServiceError:
+            ok = False
+    return ok
