@@ -1,0 +1,1 @@
+"""MarketDataService: quotes, daily history and news, cache-aside over upstream providers."""

@@ -1,0 +1,1 @@
+"""Upstream providers behind one small interface: synthetic, FMP, Alpha Vantage, NewsAPI."""
