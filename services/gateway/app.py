@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UnaryCall = grpc.aio.UnaryUnaryMultiCallable[message.Message, message.Message]
 GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
-_ROUTE_LABEL = "gateway.route"
+# The route template a request matched, for the metrics label.
+_ROUTE_LABEL: web.RequestKey[str] = web.RequestKey("route", str)
 
 
 class Gateway:
