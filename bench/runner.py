@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import conditions, kv, memory
+from bench import conditions, forwarding, kv, memory
 from bench.peers import (
     AsyncPeer,
     CacheClientPeer,
@@ -20,7 +20,9 @@ from bench.peers import (
 )
 from bench.restart import time_start
 from bench.results import (
+    DIRECT_P50,
     FLOOR,
+    FORWARD_P50,
     MC_CLIENT,
     MC_STUB,
     MEMORY,
@@ -207,9 +209,19 @@ async def _cache_memory_and_restart(run: Run, keys: list[str], note: str) -> Non
     results.put_system(RESTART_HIT, Cell.of(first_hit, loaded))
 
 
+async def forwarding_section(run: Run) -> None:
+    """A Get through a non-owner (forwarded) against one through the owner."""
+    if not service_available("cache"):
+        for row in (DIRECT_P50, FORWARD_P50):
+            run.results.put_system(row, Cell.not_measured(NO_CACHE))
+        return
+    await forwarding.measure(run.results, run.sizes, run.workdir)
+
+
 SECTIONS: dict[str, Section] = {
     "key-value workloads": kv_section,
     "memory and restart": memory_section,
+    "forwarded get": forwarding_section,
 }
 
 
