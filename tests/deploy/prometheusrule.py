@@ -10,7 +10,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "rules.yml"
-PROMETHEUS_RULE = REPO / "deploy" / "k8s" / "components" / "prometheus-operator" / "prometheusrule.yaml"
+PROMETHEUS_RULE = (
+    REPO / "deploy" / "k8s" / "components" / "prometheus-operator" / "prometheusrule.yaml"
+)
 
 _HEADER = """\
 # GENERATED from deploy/prometheus/rules.yml by `python -m tests.deploy.prometheusrule`;
