@@ -1,22 +1,25 @@
 """Building gRPC requests from path, query and JSON body; turning replies into JSON.
 
 JSON follows protojson (lowerCamelCase names, zero values printed, Value as
-plain JSON, Timestamp as RFC 3339) with one deliberate difference: 64-bit
+plain JSON, Timestamp as RFC 3339) with two deliberate differences. 64-bit
 integers are JSON numbers, not strings. Every int64 this API returns is a count,
 a byte size, seconds or an epoch, far below 2^53, so JavaScript reads them
-exactly, and REST clients need not parse strings. Requests accept both.
+exactly, and REST clients need not parse strings; requests accept both. And
+integral numbers inside JSON values come back as integers ({"volume": 100},
+not 100.0), as services.common.json_value does for Python clients.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
-from google.protobuf import descriptor, json_format, message
+from google.protobuf import descriptor, json_format, message, struct_pb2
 from google.protobuf.descriptor import FieldDescriptor
 
 from services.common.errors import invalid_argument
+from services.common.json_value import from_value
 from services.gateway.fields import (
     FieldError,
     dotted,
@@ -32,6 +35,12 @@ _INT64 = {
     FieldDescriptor.CPPTYPE_UINT64,
 }
 _INT64_WRAPPERS = {"google.protobuf.Int64Value", "google.protobuf.UInt64Value"}
+# JSON-valued well-known types, each wrapped into a Value for json_value.from_value.
+_JSON_VALUES: dict[str, Callable[[Any], struct_pb2.Value]] = {
+    "google.protobuf.Value": lambda v: v,
+    "google.protobuf.Struct": lambda v: struct_pb2.Value(struct_value=v),
+    "google.protobuf.ListValue": lambda v: struct_pb2.Value(list_value=v),
+}
 
 
 def build_request(match: Match, query: Iterable[tuple[str, str]], body: bytes) -> message.Message:
@@ -199,35 +208,52 @@ def response_json(route: Route, reply: message.Message) -> Any:
 
 
 def message_json(msg: message.Message) -> dict[str, Any]:
-    """protojson of a message, zero values printed, 64-bit integers as numbers."""
+    """protojson of a message: zero values printed, 64-bit integers as numbers,
+    and JSON values (google.protobuf.Value) with integral numbers as integers."""
     data: dict[str, Any] = json_format.MessageToDict(msg, always_print_fields_with_no_presence=True)
-    _int64_numbers(data, msg.DESCRIPTOR)  # type: ignore[arg-type]
+    _refine(data, msg)
     return data
 
 
-def _int64_numbers(data: dict[str, Any], desc: descriptor.Descriptor) -> None:
+def _refine(data: dict[str, Any], msg: message.Message) -> None:
+    # Walks the message beside its protojson dict: the dict alone cannot tell an
+    # int64 string from a string field, nor where a Value starts.
+    desc = cast(descriptor.Descriptor, msg.DESCRIPTOR)
     for field in desc.fields:
-        if field.json_name not in data:
+        key = field.json_name
+        if key not in data:
             continue
-        value = data[field.json_name]
+        current = getattr(msg, field.name)
         if is_map(field):
             value_field = map_value_field(field)
-            for key in list(value):
-                value[key] = _convert(value_field, value[key])
+            data[key] = {
+                _map_key(k): _refine_one(value_field, data[key][_map_key(k)], v)
+                for k, v in current.items()
+            }
         elif field.is_repeated:
-            data[field.json_name] = [_convert(field, item) for item in value]
+            data[key] = [
+                _refine_one(field, item, value)
+                for item, value in zip(data[key], current, strict=True)
+            ]
         else:
-            data[field.json_name] = _convert(field, value)
+            data[key] = _refine_one(field, data[key], current)
 
 
-def _convert(field: FieldDescriptor, value: Any) -> Any:
-    if field.message_type is not None:
-        full_name = field.message_type.full_name
-        if full_name in _INT64_WRAPPERS and isinstance(value, str):
-            return int(value)
-        if not full_name.startswith("google.protobuf.") and isinstance(value, dict):
-            _int64_numbers(value, field.message_type)
-        return value
-    if field.cpp_type in _INT64 and isinstance(value, str):
-        return int(value)
-    return value
+def _refine_one(field: FieldDescriptor, data: Any, value: Any) -> Any:
+    if field.message_type is None:
+        return int(data) if field.cpp_type in _INT64 and isinstance(data, str) else data
+    full_name = field.message_type.full_name
+    if full_name in _JSON_VALUES:
+        # Value keeps every number as a double; {"volume": 100} comes back as 100.
+        return from_value(_JSON_VALUES[full_name](value))
+    if full_name in _INT64_WRAPPERS:
+        return int(data) if isinstance(data, str) else data
+    if not full_name.startswith("google.protobuf.") and isinstance(data, dict):
+        _refine(data, value)
+    return data
+
+
+def _map_key(key: object) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)

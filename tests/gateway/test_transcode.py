@@ -164,16 +164,19 @@ def test_reply_json_is_camel_case_with_zero_values_and_plain_values(router: Rout
     miss = response_json(route, cache_pb2.GetResponse(key="a:b"))
     assert miss == {"key": "a:b", "found": False, "ttlRemainingSeconds": 0}
     value = struct_pb2.Value()
-    value.struct_value.update({"price": 1.5, "list": [1, "x", None, True]})
+    value.struct_value.update({"price": 1.5, "volume": 100, "list": [1, "x", None, True]})
     hit = response_json(
         route, cache_pb2.GetResponse(key="a:b", found=True, value=value, ttl_remaining_seconds=59)
     )
     assert hit == {
         "key": "a:b",
         "found": True,
-        "value": {"price": 1.5, "list": [1.0, "x", None, True]},
+        "value": {"price": 1.5, "volume": 100, "list": [1, "x", None, True]},
         "ttlRemainingSeconds": 59,  # an int64, as a JSON number
     }
+    # Integral numbers in a JSON value stay integers on the wire, not 100.0.
+    text = json.dumps(hit)
+    assert '"volume": 100}' in text and '"list": [1, ' in text
 
 
 def test_int64_are_numbers_everywhere_nested_and_repeated() -> None:

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +33,12 @@ class ServiceProcess:
     grpc_address: str = ""
     metrics_port: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    # host:port of an HTTP process (the gateway), from its ready file's "http" key.
+    http_address: str = ""
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.http_address}"
 
     @property
     def pid(self) -> int:
@@ -160,6 +168,66 @@ def running(
 ) -> Iterator[ServiceProcess]:
     """A service process for the duration of a `with` block, always cleaned up."""
     proc = start_service(name, env, workdir, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def start_http_service(
+    name: str,
+    env: Mapping[str, str],
+    workdir: Path,
+    *,
+    wait: bool = True,
+    timeout: float = 30.0,
+    label: str | None = None,
+) -> ServiceProcess:
+    """Start an HTTP process (`python -m services.gateway`) like start_service.
+
+    Its ready file is `{"http": "host:port", "pid": n}`; with `wait`, this returns
+    once that file exists and GET /healthz answers 200.
+    """
+    proc = start_service(name, env, workdir, wait=False, timeout=timeout, label=label)
+    if wait:
+        wait_http_ready(proc, timeout=timeout)
+    return proc
+
+
+def wait_http_ready(proc: ServiceProcess, timeout: float = 30.0) -> None:
+    """Poll for the ready file's "http" address, then for GET /healthz 200, within a deadline."""
+    deadline = time.monotonic() + timeout
+    while not proc.ready_file.exists():
+        if proc.popen.poll() is not None:
+            raise AssertionError(
+                f"{proc.name} exited with {proc.popen.returncode} before ready:\n{proc.log()}"
+            )
+        if time.monotonic() > deadline:
+            proc.stop()
+            raise AssertionError(f"{proc.name} not ready within {timeout}s:\n{proc.log()}")
+        time.sleep(0.02)
+    info = json.loads(proc.ready_file.read_text())
+    proc.http_address = str(info["http"])
+    proc.extra = info
+    while True:
+        try:
+            with urllib.request.urlopen(f"{proc.http_url}/healthz", timeout=1.0) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            proc.stop()
+            raise AssertionError(f"{proc.name} /healthz not 200 within {timeout}s:\n{proc.log()}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def running_http(
+    name: str, env: Mapping[str, str], workdir: Path, **kwargs: object
+) -> Iterator[ServiceProcess]:
+    """An HTTP service process for the duration of a `with` block, always cleaned up."""
+    proc = start_http_service(name, env, workdir, **kwargs)  # type: ignore[arg-type]
     try:
         yield proc
     finally:
