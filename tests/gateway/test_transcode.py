@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qsl
 
 import grpc
@@ -176,7 +177,7 @@ def test_reply_json_is_camel_case_with_zero_values_and_plain_values(router: Rout
     }
     # Integral numbers in a JSON value stay integers on the wire, not 100.0.
     text = json.dumps(hit)
-    assert '"volume": 100}' in text and '"list": [1, ' in text
+    assert re.search(r'"volume": 100[,}]', text) and '"list": [1, ' in text
 
 
 def test_int64_are_numbers_everywhere_nested_and_repeated() -> None:
