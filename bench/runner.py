@@ -9,7 +9,9 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import conditions, forwarding, kv, memory
+import aiohttp
+
+from bench import conditions, forwarding, kv, market_stack, memory, snapshot, stampede
 from bench.peers import (
     AsyncPeer,
     CacheClientPeer,
@@ -32,6 +34,12 @@ from bench.results import (
     RESTART_EMPTY,
     RESTART_HIT,
     RESTART_SERVING,
+    SNAP_COLD_P50,
+    SNAP_SPEEDUP,
+    SNAP_WARM_P50,
+    SNAP_WARM_P99,
+    STAMPEDE_CALLS,
+    STAMPEDE_P50,
     Cell,
     Results,
 )
@@ -50,6 +58,7 @@ from tests.support.processes import start_service
 log = logging.getLogger(__name__)
 
 NO_CACHE = "services.cache has not landed in this checkout"
+STACK_SERVICES = ("cache", "market_data", "sector", "gateway")
 NO_REDIS = "no Redis on 127.0.0.1:6379 and no redis-server binary"
 # The memory workload holds every key in marketcache's memory layer, as Redis does.
 BIG_MEMORY = str(8 * 2**30)
@@ -218,9 +227,27 @@ async def forwarding_section(run: Run) -> None:
     await forwarding.measure(run.results, run.sizes, run.workdir)
 
 
+async def market_section(run: Run) -> None:
+    """The REST snapshot warm against cold, and the stampede, through the whole system."""
+    rows = (SNAP_WARM_P50, SNAP_WARM_P99, SNAP_COLD_P50, SNAP_SPEEDUP, STAMPEDE_CALLS, STAMPEDE_P50)
+    absent = [name for name in STACK_SERVICES if not service_available(name)]
+    if absent:
+        for row in rows:
+            run.results.put_system(row, Cell.not_measured(f"services not landed: {absent}"))
+        return
+    stack = market_stack.start(run.workdir / "stack")
+    run.stack.callback(stack.stop)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await market_stack.wait_ready(stack, session, within=60.0)
+        await snapshot.measure(run.results, run.sizes, stack, session)
+        await stampede.measure(run.results, run.sizes, stack, session)
+
+
 SECTIONS: dict[str, Section] = {
     "key-value workloads": kv_section,
     "memory and restart": memory_section,
+    "snapshot and stampede": market_section,
     "forwarded get": forwarding_section,
 }
 

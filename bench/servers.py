@@ -5,6 +5,7 @@ Every server runs in its own process so that client and server never share a GIL
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -30,10 +31,10 @@ class BenchError(RuntimeError):
     """The harness could not measure something it should have (a bug, not a slow result)."""
 
 
-def start_module(
-    module: str, env: Mapping[str, str], workdir: Path, label: str, timeout: float = 30.0
+def spawn(
+    module_args: list[str], env: Mapping[str, str], workdir: Path, label: str
 ) -> ServiceProcess:
-    """Start `python -m <module>` with a ready file and wait until it is SERVING."""
+    """Start `python -m <module_args...>` with MARKETCACHE_READY_FILE set; do not wait."""
     workdir.mkdir(parents=True, exist_ok=True)
     ready = workdir / f"{label}.ready.json"
     ready.unlink(missing_ok=True)
@@ -48,16 +49,38 @@ def start_module(
     }
     with log_path.open("ab") as log_file:
         popen = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", *module_args],
             cwd=str(REPO),
             env=full_env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    proc = ServiceProcess(
+    return ServiceProcess(
         name=label, popen=popen, log_path=log_path, ready_file=ready, env=full_env
     )
+
+
+def read_ready(proc: ServiceProcess, timeout: float = 30.0) -> dict[str, object]:
+    """Poll for the process's ready file (what it bound) within a deadline."""
+    deadline = time.monotonic() + timeout
+    while not proc.ready_file.exists():
+        if proc.popen.poll() is not None:
+            raise BenchError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log()}")
+        if time.monotonic() > deadline:
+            proc.stop()
+            raise BenchError(f"{proc.name} not ready within {timeout}s:\n{proc.log()}")
+        time.sleep(0.01)
+    info: dict[str, object] = json.loads(proc.ready_file.read_text())
+    proc.extra = info
+    return info
+
+
+def start_module(
+    module: str, env: Mapping[str, str], workdir: Path, label: str, timeout: float = 30.0
+) -> ServiceProcess:
+    """Start a gRPC server module (`python -m <module>`) and wait until it is SERVING."""
+    proc = spawn([module], env, workdir, label)
     wait_ready(proc, timeout=timeout)
     return proc
 
