@@ -7,7 +7,7 @@ import re
 
 from services.common.errors import ServiceError, invalid_argument
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9.\-^]{1,10}$")
+SYMBOL_RE = re.compile(r"[A-Z0-9.\-^]{1,10}")
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
 DEFAULT_NEWS_LIMIT = 10
@@ -19,7 +19,7 @@ def parse_symbol(raw: str, field: str = "symbol") -> str:
     symbol = raw.strip().upper()
     if not symbol:
         raise invalid_argument(f"{field}: a ticker symbol is required, e.g. AAPL", field)
-    if not SYMBOL_RE.match(symbol):
+    if not SYMBOL_RE.fullmatch(symbol):
         shown = raw if len(raw) <= 20 else raw[:20] + "..."
         raise invalid_argument(
             f"{field}: {shown!r} is not a ticker symbol; use 1-10 characters "
