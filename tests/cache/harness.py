@@ -1,0 +1,123 @@
+"""Build cache stores and in-process cache servers for tests (real SQLite, real gRPC)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from services.cache.clock import Clock
+from services.cache.config import CacheSettings
+from services.cache.db import CacheDb
+from services.cache.keys import KeyRules
+from services.cache.ownership import SingleNodeOwnership
+from services.cache.server import CacheServer
+from services.cache.stats import CacheStats
+from services.cache.store import CacheStore, StoreLimits
+from services.cache.ttl_policy import TtlPolicy
+from services.common.config import Env
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.wall = start
+        self.mono = 1000.0
+
+    def now(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+def sqlite_url(tmp_path: Path, name: str = "cache.db") -> str:
+    return f"sqlite:///{tmp_path / name}"
+
+
+def make_store(
+    url: str,
+    registry: CollectorRegistry,
+    clock: Clock,
+    *,
+    depth: int = 1,
+    **limits: int,
+) -> CacheStore:
+    """A store (not yet open) over the database at `url`."""
+    return CacheStore(
+        CacheDb(url),
+        keys=KeyRules(depth),
+        ttl=TtlPolicy(3600, 30 * 86_400),
+        stats=CacheStats(registry),
+        ownership=SingleNodeOwnership("test-node", lambda: "127.0.0.1:0", clock, 10.0),
+        clock=clock,
+        limits=StoreLimits(**limits),
+    )
+
+
+def cache_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """Environment for a cache on ephemeral ports over SQLite under `tmp_path`."""
+    env = {
+        "CACHE_LISTEN": "127.0.0.1:0",
+        "CACHE_METRICS_LISTEN": "127.0.0.1:0",
+        "CACHE_DB_URL": sqlite_url(tmp_path),
+        "CACHE_NODE_ID": "node-a",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "GRPC_DRAIN_SECONDS": "5",
+    }
+    env.update(overrides)
+    return env
+
+
+def make_server(
+    tmp_path: Path,
+    registry: CollectorRegistry,
+    env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+) -> CacheServer:
+    """An in-process cache server (not yet started)."""
+    settings = CacheSettings.from_env(Env(dict(env or cache_env(tmp_path))))
+    return CacheServer(settings, registry, clock=clock)
+
+
+@contextmanager
+def writer_blocked(store: CacheStore) -> Iterator[Callable[[], None]]:
+    """Park the writer thread so admitted writes pile up uncommitted; yields `release`.
+
+    Always released on exit, so a failing test cannot hang the store's shutdown.
+    """
+    gate = threading.Event()
+    entered = threading.Event()
+
+    def park() -> None:
+        entered.set()
+        gate.wait(timeout=60)
+
+    store.committer.executor.submit(park)
+    if not entered.wait(timeout=10):
+        raise AssertionError("the writer thread did not pick up the parking job")
+    try:
+        yield gate.set
+    finally:
+        gate.set()
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Poll `condition` (yielding to the loop) until true; fail after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.001)

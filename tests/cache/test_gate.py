@@ -1,0 +1,118 @@
+"""The input gate: one at a time per prefix, arrival order, bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from services.cache.gate import PrefixGates
+from services.common.errors import ServiceError
+from tests.cache.harness import wait_until
+
+
+async def test_one_prefix_runs_one_at_a_time_in_arrival_order() -> None:
+    gates = PrefixGates()
+    order: list[int] = []
+    active = 0
+    most_active = 0
+
+    async def op(i: int) -> None:
+        nonlocal active, most_active
+        async with gates.hold("stock"):
+            active += 1
+            most_active = max(most_active, active)
+            await asyncio.sleep(0)  # yield: others must still wait their turn
+            order.append(i)
+            active -= 1
+
+    await asyncio.gather(*(op(i) for i in range(50)))
+    assert order == list(range(50))
+    assert most_active == 1
+    assert len(gates) == 0  # idle gates are dropped
+
+
+async def test_other_prefixes_proceed_while_one_is_held() -> None:
+    gates = PrefixGates()
+    release = asyncio.Event()
+    holding = asyncio.Event()
+
+    async def hold_stock() -> None:
+        async with gates.hold("stock"):
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_stock())
+    await holding.wait()
+    async with asyncio.timeout(10):
+        async with gates.hold("news"):
+            pass  # not blocked by "stock"
+    assert not holder.done()
+    release.set()
+    await holder
+
+
+async def test_a_full_queue_is_resource_exhausted() -> None:
+    gates = PrefixGates(max_queue=2)
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def hold() -> None:
+        async with gates.hold("stock"):
+            started.set()
+            await release.wait()
+
+    first = asyncio.create_task(hold())
+    await started.wait()
+    second = asyncio.create_task(hold())
+    await wait_until(lambda: gates.depth("stock") == 2)
+    with pytest.raises(ServiceError) as caught:
+        async with gates.hold("stock"):
+            pass
+    assert caught.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "CACHE_MAX_PREFIX_QUEUE=2" in caught.value.message
+    release.set()
+    await asyncio.gather(first, second)
+    async with gates.hold("stock"):  # room again
+        pass
+
+
+async def test_hold_all_takes_gates_in_sorted_order_without_deadlock() -> None:
+    gates = PrefixGates()
+    done: list[str] = []
+
+    async def multi(name: str, prefixes: list[str]) -> None:
+        async with gates.hold_all(prefixes):
+            await asyncio.sleep(0)
+            done.append(name)
+
+    async with asyncio.timeout(10):
+        await asyncio.gather(
+            *(multi(f"ab{i}", ["a", "b"]) for i in range(10)),
+            *(multi(f"ba{i}", ["b", "a"]) for i in range(10)),
+        )
+    assert len(done) == 20
+
+
+async def test_a_cancelled_waiter_leaves_the_gate_usable() -> None:
+    gates = PrefixGates()
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def hold() -> None:
+        async with gates.hold("p"):
+            started.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await started.wait()
+    waiter = asyncio.create_task(hold())
+    await wait_until(lambda: gates.depth("p") == 2)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert gates.depth("p") == 1
+    release.set()
+    await holder
+    assert gates.depth("p") == 0
