@@ -91,7 +91,7 @@ class CacheClient:
         self.timeout = timeout
         self._tls = tls
         self._channel: grpc.aio.Channel | None = None
-        self._stub: cache_pb2_grpc.CacheServiceStub | None = None
+        self._stub: cache_pb2_grpc.CacheServiceAsyncStub | None = None
         # Times get_or_fetch fell back to the fetcher because the cache failed.
         self.fallbacks = 0
         self._fallback_counter: Counter | None = None
@@ -105,7 +105,7 @@ class CacheClient:
             for op in ("get", "set"):
                 self._fallback_counter.labels(op)
 
-    def _service(self) -> cache_pb2_grpc.CacheServiceStub:
+    def _service(self) -> cache_pb2_grpc.CacheServiceAsyncStub:
         if self._stub is None:
             # Lazily, so the channel binds to the event loop that uses it.
             self._channel = open_channel(self.address, self._tls)

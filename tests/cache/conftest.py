@@ -45,6 +45,6 @@ async def server(tmp_path: Path, registry: CollectorRegistry) -> AsyncIterator[C
 
 
 @pytest.fixture
-async def stub(server: CacheServer) -> AsyncIterator[cache_pb2_grpc.CacheServiceStub]:
+async def stub(server: CacheServer) -> AsyncIterator[cache_pb2_grpc.CacheServiceAsyncStub]:
     async with grpc.aio.insecure_channel(server.address) as channel:
         yield cache_pb2_grpc.CacheServiceStub(channel)

@@ -6,6 +6,7 @@ import asyncio
 import random
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -14,7 +15,8 @@ from services.cache.server import CacheServer
 from services.common.json_value import from_value, to_value
 from tests.cache.harness import wait_until, writer_blocked
 
-Stub = cache_pb2_grpc.CacheServiceStub
+if TYPE_CHECKING:
+    Stub = cache_pb2_grpc.CacheServiceAsyncStub
 
 
 def on_disk(db_file: Path, key: str) -> bool:

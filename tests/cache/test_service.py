@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -18,7 +18,8 @@ from services.common.errors import status_details
 from services.common.json_value import from_value, to_value
 from tests.cache.harness import ADMIN_TOKEN, cache_env, make_server
 
-Stub = cache_pb2_grpc.CacheServiceStub
+if TYPE_CHECKING:
+    Stub = cache_pb2_grpc.CacheServiceAsyncStub
 ADMIN = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 
 
@@ -34,7 +35,7 @@ def field_of(error: grpc.aio.AioRpcError) -> str:
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(bad):
             return str(bad.field_violations[0].field)
-    raise AssertionError(f"no BadRequest detail in {error.details()!r}")
+    raise AssertionError(f"no BadRequest detail in {str(error.details())!r}")
 
 
 async def get(stub: Stub, key: str) -> Any:
@@ -156,7 +157,7 @@ async def test_error_messages_show_the_expected_form_and_limits(stub: Stub) -> N
     error = await fails(
         stub.Get(cache_pb2.GetRequest(key="AAPL")), grpc.StatusCode.INVALID_ARGUMENT
     )
-    assert error.details() == (
+    assert str(error.details()) == (
         "key 'AAPL' has no prefix: expected '<prefix>:<rest>', e.g. 'stock:AAPL'"
     )
     big = to_value("x" * (1024 * 1024))
@@ -164,12 +165,12 @@ async def test_error_messages_show_the_expected_form_and_limits(stub: Stub) -> N
         stub.Set(cache_pb2.SetRequest(key="stock:big", value=big)),
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     )
-    assert "the limit is 1048576 bytes (CACHE_MAX_VALUE_BYTES)" in error.details()
-    assert f"is {len(big.SerializeToString())} bytes" in error.details()
+    assert "the limit is 1048576 bytes (CACHE_MAX_VALUE_BYTES)" in str(error.details())
+    assert f"is {len(big.SerializeToString())} bytes" in str(error.details())
     error = await fails(
         stub.MGet(cache_pb2.MGetRequest(keys=["a:b"] * 1001)), grpc.StatusCode.INVALID_ARGUMENT
     )
-    assert "the limit is 1000 per call (CACHE_MAX_BATCH)" in error.details()
+    assert "the limit is 1000 per call (CACHE_MAX_BATCH)" in str(error.details())
 
 
 async def test_mget_answers_in_request_order_with_duplicates_and_misses(stub: Stub) -> None:
@@ -223,7 +224,7 @@ async def test_clear_needs_the_admin_token(stub: Stub) -> None:
     await put(stub, "stock:1", 3)
     request = cache_pb2.ClearRequest(prefix="news")
     error = await fails(stub.Clear(request), grpc.StatusCode.UNAUTHENTICATED)
-    assert "authorization: Bearer <ADMIN_TOKEN>" in error.details()
+    assert "authorization: Bearer <ADMIN_TOKEN>" in str(error.details())
     await fails(
         stub.Clear(request, metadata=(("authorization", "Bearer wrong"),)),
         grpc.StatusCode.PERMISSION_DENIED,
@@ -249,7 +250,7 @@ async def test_clear_is_refused_when_no_admin_token_is_configured(
                 stub.Clear(cache_pb2.ClearRequest(prefix="news"), metadata=ADMIN),
                 grpc.StatusCode.PERMISSION_DENIED,
             )
-            assert "set ADMIN_TOKEN" in error.details()
+            assert "set ADMIN_TOKEN" in str(error.details())
             await put(stub, "news:1", 1)  # ordinary writes need no token
     finally:
         await server.stop()
@@ -298,6 +299,6 @@ async def test_a_disabled_cache_says_so_and_refuses_data_calls(
             error = await fails(
                 stub.Get(cache_pb2.GetRequest(key="stock:A")), grpc.StatusCode.UNAVAILABLE
             )
-            assert "CACHE_ENABLED=false" in error.details()
+            assert "CACHE_ENABLED=false" in str(error.details())
     finally:
         await server.stop()
