@@ -111,7 +111,7 @@ class SectorCacheManager:
         found: dict[str, Cached[sector_pb2.SectorData]] = {}
         for symbol, key, raw in zip(symbols, keys, await self._mget(keys), strict=True):
             entry = await self._parse(key, raw, "sector", sector_pb2.SectorData)
-            self._metrics.lookup("sectors", entry is not None)
+            self._count("sectors", entry is not None)
             if entry is not None:
                 found[symbol] = entry
         return found
@@ -133,7 +133,7 @@ class SectorCacheManager:
         entry = await self._parse(
             SNAPSHOT_KEY, raw, "snapshot", sector_pb2.GetSectorSnapshotResponse
         )
-        self._metrics.lookup("snapshots", entry is not None)
+        self._count("snapshots", entry is not None)
         return entry
 
     async def put_snapshot(
@@ -161,7 +161,7 @@ class SectorCacheManager:
                     digest = HistoryDigest.from_json(raw)
                 except (KeyError, ValueError, TypeError) as exc:
                     await self._discard(key, exc)
-            self._metrics.lookup("metrics", digest is not None)
+            self._count("metrics", digest is not None)
             if digest is not None:
                 found[symbol] = digest
         return found
@@ -274,6 +274,12 @@ class SectorCacheManager:
             return False
         self._succeeded()
         return True
+
+    def _count(self, namespace: str, hit: bool) -> None:
+        # With caching off there are no lookups to count; while the cache is down
+        # (or skipped after a failure) a lookup is a miss.
+        if self._client is not None:
+            self._metrics.lookup(namespace, hit)
 
     def _succeeded(self) -> None:
         if self._skip_until:
