@@ -14,7 +14,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 from tenacity.stop import stop_base
 
@@ -91,11 +92,10 @@ class ProviderGuard:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.attempts)
             | _StopAtDeadline(deadline, self.retry.min_attempt_seconds),
-            wait=wait_exponential_jitter(
-                initial=self.retry.base_seconds,
-                max=self.retry.max_seconds,
-                jitter=self.retry.base_seconds,
-            ),
+            # Exponential backoff plus up to one base step of jitter, so callers
+            # that failed together do not retry in lockstep.
+            wait=wait_exponential(multiplier=self.retry.base_seconds, max=self.retry.max_seconds)
+            + wait_random(0, self.retry.base_seconds),
             retry=retry_if_exception(_transient),
             before_sleep=self._log_retry,
             sleep=self._sleep,

@@ -3,7 +3,7 @@
 In-process:  `async with FakeUpstream() as fake: ... fake.url ... fake.calls("fmp")`
 Subprocess:  `python -m tests.fakes.upstream --port 0 --ready-file F --delay-ms 100`
              (control it over HTTP: POST/DELETE /_control/fault, POST /_control/delay,
-             GET /_control/calls, POST /_control/reset)
+             POST /_control/hold, GET /_control/calls, POST /_control/reset)
 
 It counts calls per endpoint and symbol, checks the API key the way each API
 does, and injects faults on demand: http500, http503, timeout (hangs), slow,
@@ -86,6 +86,9 @@ class FakeUpstream:
         self.faults: list[Fault] = []
         self._counts: Counter[tuple[str, str]] = Counter()
         self._release = asyncio.Event()
+        # Cleared by hold(): API replies wait until release() (for deterministic overlap).
+        self._gate = asyncio.Event()
+        self._gate.set()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -106,6 +109,7 @@ class FakeUpstream:
         app.router.add_post("/_control/fault", self._control_fault)
         app.router.add_delete("/_control/fault", self._control_clear)
         app.router.add_post("/_control/delay", self._control_delay)
+        app.router.add_post("/_control/hold", self._control_hold)
         app.router.add_get("/_control/calls", self._control_calls)
         app.router.add_post("/_control/reset", self._control_reset)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -119,6 +123,7 @@ class FakeUpstream:
 
     async def stop(self) -> None:
         self._release.set()  # let hanging "timeout" handlers return
+        self._gate.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -146,6 +151,13 @@ class FakeUpstream:
         self.faults.clear()
         self._release.set()
 
+    def hold(self) -> None:
+        """Make API replies wait (after being counted) until release()."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
     def set_delay_ms(self, delay_ms: int) -> None:
         """Delay every API reply by this much (the benchmarks use 100 ms)."""
         self.delay_ms = delay_ms
@@ -168,6 +180,7 @@ class FakeUpstream:
     def reset(self) -> None:
         self._counts.clear()
         self.clear_faults()
+        self.release()
 
     # -- request handling ------------------------------------------------------------------
 
@@ -184,6 +197,7 @@ class FakeUpstream:
     async def _begin(self, api: str, endpoint: str, symbol: str) -> Fault | None:
         """Count the call, apply the delay, and return the fault to answer with (if any)."""
         self._counts[(endpoint, symbol)] += 1
+        await self._gate.wait()
         fault = self._take_fault(api)
         delay = self.delay_ms + (fault.delay_ms if fault and fault.kind == "slow" else 0)
         if delay:
@@ -329,6 +343,14 @@ class FakeUpstream:
         body: dict[str, Any] = await request.json()
         self.set_delay_ms(int(body["ms"]))
         return web.json_response({"delay_ms": self.delay_ms})
+
+    async def _control_hold(self, request: web.Request) -> web.Response:
+        body: dict[str, Any] = await request.json()
+        if body.get("hold"):
+            self.hold()
+        else:
+            self.release()
+        return web.json_response({"hold": not self._gate.is_set()})
 
     async def _control_calls(self, _request: web.Request) -> web.Response:
         return web.json_response({"total": self.calls(), "endpoints": self.call_counts()})
