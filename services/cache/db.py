@@ -69,9 +69,8 @@ class CacheDb:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 4}
+        self._sqlite_file = Path(parsed.database or "") if self.dialect == "sqlite" else None
         if self.dialect == "sqlite":
-            database = parsed.database or ""
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             # The writer thread and the reader pool share pooled connections.
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
@@ -82,7 +81,9 @@ class CacheDb:
         self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
 
     def create_schema(self) -> None:
-        """Create the table and indexes when missing."""
+        """Create the SQLite file's directory, the table and indexes when missing."""
+        if self._sqlite_file is not None:
+            self._sqlite_file.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         metadata.create_all(self.engine)
 
     def dispose(self) -> None:

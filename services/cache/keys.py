@@ -80,4 +80,7 @@ def _check_text(text: str, what: str, field: str, form: str) -> None:
 
 
 def _bad(message: str, field: str) -> ServiceError:
+    # Inside a batch, say which item: "items[3].key: key 'AAPL' has no prefix ...".
+    if field not in ("key", "prefix"):
+        message = f"{field}: {message}"
     return invalid_argument(message, field)

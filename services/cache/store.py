@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.cache.clock import Clock
 from services.cache.db import CacheDb, Row
@@ -212,7 +213,10 @@ class CacheStore:
 
     async def _read_rows(self, keys: list[str], now: float) -> dict[str, Row]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self.db.get_many, keys, now)
+        try:
+            return await loop.run_in_executor(self._readers, self.db.get_many, keys, now)
+        except SQLAlchemyError as exc:
+            raise _db_unavailable("read", exc) from exc
 
     def _fill(self, key: str, prefix: str, row: Row | None) -> Seen:
         if row is None:
@@ -285,7 +289,10 @@ class CacheStore:
         if self.complete:
             return self.memory.prefix_counts(now)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self.db.count_by_prefix, now)
+        try:
+            return await loop.run_in_executor(self._readers, self.db.count_by_prefix, now)
+        except SQLAlchemyError as exc:
+            raise _db_unavailable("key count", exc) from exc
 
     async def probe(self) -> None:
         """Raise when the database does not answer a trivial query."""
@@ -381,3 +388,11 @@ async def _all_committed(waits: set[asyncio.Future[list[object]]]) -> bool:
         except ServiceError:
             ok = False
     return ok
+
+
+def _db_unavailable(what: str, exc: Exception) -> ServiceError:
+    log.warning("database %s failed: %s", what, exc)
+    return ServiceError(
+        grpc.StatusCode.UNAVAILABLE,
+        f"the database {what} failed ({type(exc).__name__}); retry later",
+    )

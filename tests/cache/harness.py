@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import grpc
+from google.protobuf import struct_pb2
 from prometheus_client import CollectorRegistry
 
+from marketcache.v1 import cache_pb2_grpc
 from services.cache.clock import Clock
 from services.cache.config import CacheSettings
 from services.cache.db import CacheDb
@@ -20,6 +23,7 @@ from services.cache.stats import CacheStats
 from services.cache.store import CacheStore, StoreLimits
 from services.cache.ttl_policy import TtlPolicy
 from services.common.config import Env
+from services.common.json_value import from_value, to_value
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -121,3 +125,28 @@ async def wait_until(condition: Callable[[], bool], within: float = 10.0) -> Non
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.001)
+
+
+@asynccontextmanager
+async def cache_stub(address: str) -> AsyncIterator[cache_pb2_grpc.CacheServiceAsyncStub]:
+    """A CacheService stub on a channel closed afterwards."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        yield cache_pb2_grpc.CacheServiceStub(channel)
+
+
+def blob(obj: object) -> bytes:
+    """A JSON value serialized the way the store keeps it."""
+    return to_value(obj).SerializeToString()
+
+
+def value_of(data: bytes) -> object:
+    """The JSON value of a stored blob."""
+    value = struct_pb2.Value()
+    value.ParseFromString(data)
+    return from_value(value)
+
+
+async def read(store: CacheStore, key: str) -> object:
+    """The JSON value of `key` in `store`, None on a miss."""
+    hit = await store.get(key)
+    return None if hit is None else value_of(hit.blob)

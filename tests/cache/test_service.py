@@ -16,7 +16,7 @@ from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.server import CacheServer
 from services.common.errors import status_details
 from services.common.json_value import from_value, to_value
-from tests.cache.harness import ADMIN_TOKEN, cache_env, make_server
+from tests.cache.harness import ADMIN_TOKEN, cache_env, cache_stub, make_server
 
 if TYPE_CHECKING:
     Stub = cache_pb2_grpc.CacheServiceAsyncStub
@@ -244,8 +244,7 @@ async def test_clear_is_refused_when_no_admin_token_is_configured(
     server = make_server(tmp_path, registry, env)
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
-            stub = cache_pb2_grpc.CacheServiceStub(channel)
+        async with cache_stub(server.address) as stub:
             error = await fails(
                 stub.Clear(cache_pb2.ClearRequest(prefix="news"), metadata=ADMIN),
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -291,8 +290,7 @@ async def test_a_disabled_cache_says_so_and_refuses_data_calls(
     server = make_server(tmp_path, registry, cache_env(tmp_path, CACHE_ENABLED="false"))
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
-            stub = cache_pb2_grpc.CacheServiceStub(channel)
+        async with cache_stub(server.address) as stub:
             reply = await stub.Health(cache_pb2.HealthRequest())
             assert (reply.status, reply.enabled) == ("unavailable", False)
             assert "CACHE_ENABLED=false" in reply.reason

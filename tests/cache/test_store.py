@@ -8,30 +8,22 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
-from google.protobuf import struct_pb2
 from prometheus_client import CollectorRegistry
 
 from services.cache.lru import entry_size
 from services.cache.store import CacheStore
 from services.cache.sweeper import Sweeper
 from services.common.errors import ServiceError
-from services.common.json_value import from_value, to_value
-from tests.cache.harness import FakeClock, make_store, sqlite_url, wait_until, writer_blocked
-
-
-def blob(obj: object) -> bytes:
-    return to_value(obj).SerializeToString()
-
-
-def value_of(data: bytes) -> object:
-    value = struct_pb2.Value()
-    value.ParseFromString(data)
-    return from_value(value)
-
-
-async def read(store: CacheStore, key: str) -> object:
-    hit = await store.get(key)
-    return None if hit is None else value_of(hit.blob)
+from tests.cache.harness import (
+    FakeClock,
+    blob,
+    make_store,
+    read,
+    sqlite_url,
+    value_of,
+    wait_until,
+    writer_blocked,
+)
 
 
 def rows(url: str) -> dict[str, float]:
