@@ -193,7 +193,9 @@ class CacheAside:
         if exc.stale_ok and old is not None and old.not_found is None:
             self._metrics.stale_served.labels(endpoint).inc()
             served = old.served(self._clock(), stale=True)
-            log.warning(
+            # INFO, not WARNING: under an outage this fires per request; the
+            # breaker's transitions and market_stale_served_total carry the alarm.
+            log.info(
                 "serving a stale %s (%.0fs old) because the upstream failed: %s",
                 endpoint,
                 served.provenance.age_seconds,

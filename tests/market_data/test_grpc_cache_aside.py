@@ -203,3 +203,25 @@ async def test_bad_requests_are_invalid_argument(svc_synthetic: Running) -> None
 async def svc_synthetic() -> AsyncIterator[Running]:
     async with running_market({}, cache=None) as svc:
         yield svc
+
+
+async def test_alpha_vantage_through_the_service_respects_its_rate_limit(
+    upstream: FakeUpstream,
+) -> None:
+    env = {
+        "MARKET_PROVIDER": "alphavantage",
+        "ALPHAVANTAGE_API_KEY": upstream.api_key,
+        "ALPHAVANTAGE_BASE_URL": upstream.url,
+        # The default 5 calls a minute, and no waiting for the next token.
+        "MARKET_RATE_LIMIT_MAX_WAIT": "0",
+    }
+    async with running_market(env, cache=None) as svc:
+        symbols = ["XLB", "XLC", "XLE", "XLF", "XLI"]
+        reply = await svc.stub.GetQuotes(pb.GetQuotesRequest(symbols=symbols))
+        assert [r.error_code for r in reply.results] == [""] * 5
+        assert all(r.provenance.provider == "alphavantage" for r in reply.results)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await svc.stub.GetQuote(pb.GetQuoteRequest(symbol="XLK"))
+        assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "alphavantage rate limit reached (5/min)" in (caught.value.details() or "")
+        assert upstream.calls("alphavantage") == 5
