@@ -85,7 +85,10 @@ class CacheStats:
             registry=registry,
         )
         self.deletes = Counter(
-            "cache_deletes_total", "Delete calls acknowledged.", ["prefix"], registry=registry
+            "cache_deletes_total",
+            "Deletes committed (whether or not the key existed).",
+            ["prefix"],
+            registry=registry,
         )
         self.keys = Gauge(
             "cache_keys",

@@ -259,8 +259,6 @@ class CacheStore:
             ]
             done = self._submit(ops)
         await asyncio.shield(done)
-        for e in entries:
-            self.stats.stored(e.prefix)
 
     async def delete(self, key: str) -> bool:
         """Remove `key`; True when a live entry existed. Returns after the commit."""
@@ -270,7 +268,6 @@ class CacheStore:
             epoch = await self.ownership.admit(prefix)
             done = self._submit([Remove(key, prefix, self._next_seq(), epoch)])
         (existed,) = await asyncio.shield(done)
-        self.stats.deleted(prefix)
         return bool(existed)
 
     async def clear(self, prefix: str) -> int:
@@ -343,27 +340,34 @@ class CacheStore:
         return self.db.apply(ops, self.clock.now())
 
     def _settle(self, ops: Sequence[WriteOp], results: list[object] | None) -> None:
-        committed = results is not None
-        for op, result in zip(ops, results or [None] * len(ops), strict=True):
-            if isinstance(op, Sweep):
-                if committed:
-                    self.memory.purge_expired(self.clock.now())
-                    self.stats.expired_removed(_count(result))
-                continue
-            if isinstance(op, ClearPrefix):
-                self.memory.remove_prefix(op.prefix)
-            elif isinstance(op, Put) and committed:
-                self._evicted(self.memory.put(op.key, op.prefix, op.blob, op.expires_at))
-            else:
-                self.memory.remove(op.key)
-            self.overlay.settle(op)
-        if committed:
-            self.last_commit_error = None
-        else:
+        if results is None:
             # The transaction may or may not have reached the disk (a lost
             # connection after COMMIT): memory no longer vouches for these keys.
+            for op in ops:
+                if isinstance(op, ClearPrefix):
+                    self.memory.remove_prefix(op.prefix)
+                elif not isinstance(op, Sweep):
+                    self.memory.remove(op.key)
+                self.overlay.settle(op)
             self.complete = False
             self.last_commit_error = "the last commit failed"
+            return
+        # Counted here, not in the handlers: a write whose caller gave up
+        # waiting still committed.
+        for op, result in zip(ops, results, strict=True):
+            if isinstance(op, Put):
+                self._evicted(self.memory.put(op.key, op.prefix, op.blob, op.expires_at))
+                self.stats.stored(op.prefix)
+            elif isinstance(op, Remove):
+                self.memory.remove(op.key)
+                self.stats.deleted(op.prefix)
+            elif isinstance(op, ClearPrefix):
+                self.memory.remove_prefix(op.prefix)
+            else:
+                self.memory.purge_expired(self.clock.now())
+                self.stats.expired_removed(_count(result))
+            self.overlay.settle(op)
+        self.last_commit_error = None
 
     def _evicted(self, count: int) -> None:
         if count:
