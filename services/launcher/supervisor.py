@@ -226,9 +226,7 @@ class Launcher:
             f"{gateway}/api/v1/sectors/cache/warm",
             "Ctrl-C stops everything.",
         ]
-        for line in lines:
-            self.say(line)
-        # The same, machine-readable, for scripts and tests.
+        # The same, machine-readable, for scripts and tests; written before the ready line.
         summary = {
             "gateway": gateway,
             "admin_token": self.token,
@@ -238,5 +236,8 @@ class Launcher:
             },
         }
         path = self.run_dir / "launcher.json"
+        path.unlink(missing_ok=True)
+        path.touch(mode=0o600)  # it holds the admin token
         path.write_text(json.dumps(summary, indent=2))
-        path.chmod(0o600)  # it holds the admin token
+        for line in lines:
+            self.say(line)
