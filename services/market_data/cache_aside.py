@@ -180,16 +180,14 @@ class CacheAside:
             await self.write(key, negative, self._ttl.negative)
             raise
         except UpstreamError as exc:
-            return self._stale_or_raise(endpoint, key, old, exc)
+            return self._stale_or_raise(endpoint, old, exc)
         now = self._clock()
         await self.write(
             key, Envelope(data, now, fresh_for, provider), self._ttl.cache_ttl(fresh_for)
         )
         return Served(data, Provenance(provider, cached=False, age_seconds=0.0, stale=False))
 
-    def _stale_or_raise(
-        self, endpoint: str, key: str, old: Envelope | None, exc: UpstreamError
-    ) -> Served:
+    def _stale_or_raise(self, endpoint: str, old: Envelope | None, exc: UpstreamError) -> Served:
         if exc.stale_ok and old is not None and old.not_found is None:
             self._metrics.stale_served.labels(endpoint).inc()
             served = old.served(self._clock(), stale=True)

@@ -47,7 +47,3 @@ class Deadline:
         """`seconds`, shortened to what is left of the deadline."""
         left = self.remaining()
         return seconds if left is None else min(seconds, left)
-
-    def expired(self) -> bool:
-        left = self.remaining()
-        return left is not None and left <= 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from services.common.errors import ServiceError, invalid_argument
+from services.common.errors import invalid_argument
 
 SYMBOL_RE = re.compile(r"[A-Z0-9.\-^]{1,10}")
 DEFAULT_DAYS = 30
@@ -84,8 +84,3 @@ def parse_news_limit(limit: int) -> int:
             "limit",
         )
     return limit
-
-
-def describe(error: ServiceError) -> tuple[str, str]:
-    """A per-symbol error as (gRPC code name, message) for QuoteResult."""
-    return error.code.name, error.message

@@ -30,9 +30,3 @@ class NewsProvider(Protocol):
     async def news(self, symbol: str, day: dt.date, limit: int, time_limit: float) -> list[Article]:
         """Up to `limit` articles published on `day` (UTC), newest first."""
         ...
-
-
-class Closeable(Protocol):
-    """Providers holding network resources release them here."""
-
-    async def close(self) -> None: ...

@@ -7,6 +7,7 @@ import datetime as dt
 from services.common.json_value import JSON
 from services.market_data.upstream_errors import UpstreamBadResponseError
 
+# The US close (16:00 New York) in UTC, near enough when a provider gives only a date.
 CLOSE_UTC = dt.time(20, 0, tzinfo=dt.UTC)
 
 

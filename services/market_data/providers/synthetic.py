@@ -10,12 +10,11 @@ from collections.abc import Callable
 
 from services.market_data.models import Article, Bar, Quote
 from services.market_data.providers.catalog import CATALOG, Listing
+from services.market_data.providers.parsing import CLOSE_UTC
 from services.market_data.upstream_errors import SymbolNotFoundError
 
 Today = Callable[[], dt.date]
 
-# US close (16:00 New York) in UTC, near enough for a synthetic timestamp.
-_CLOSE_UTC = dt.time(20, 0, tzinfo=dt.UTC)
 _DAILY_SIGMA = 0.012
 
 _SOURCES = ("Reuters", "Bloomberg", "MarketWatch", "CNBC", "Financial Times", "Barron's")
@@ -119,7 +118,7 @@ class SyntheticProvider:
         bar = self._bar(symbol, listing, day)
         prev = self._close(symbol, listing, previous_trading_day(day))
         change = round(bar.close - prev, 2)
-        stamp = dt.datetime.combine(day, _CLOSE_UTC).timestamp()
+        stamp = dt.datetime.combine(day, CLOSE_UTC).timestamp()
         return Quote(
             symbol=symbol,
             name=listing.name,
