@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from services.sector.catalog import SECTORS
+from tests.conftest import free_port
 from tests.e2e.launched import alive, start_launcher, stop_launcher, wait_gone
 from tests.gateway.stack import request
 
@@ -67,3 +70,28 @@ def test_a_child_that_cannot_start_is_reported_and_nothing_is_left(tmp_path: Pat
     assert "market_data  | configuration error: MARKET_PROVIDER" in output
     cache = json.loads((tmp_path / "var" / "run" / "cache.ready.json").read_text())
     assert not alive(int(cache["pid"]))
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="`make deps` installs prometheus")
+def test_prometheus_scrapes_every_process_where_it_listens(tmp_path: Path) -> None:
+    port = free_port()
+    launched = start_launcher(tmp_path, {"PROMETHEUS_PORT": str(port)}, ("--prometheus",))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert launched.summary["prometheus"] == url
+        assert f"prometheus     {url}" in launched.output()
+        deadline = time.monotonic() + 45
+        health: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            targets = request(url, "GET", "/api/v1/targets").body["data"]["activeTargets"]
+            health = {t["labels"]["job"]: t["health"] for t in targets}
+            if set(health.values()) == {"up"}:
+                break
+            time.sleep(0.2)
+        assert health == dict.fromkeys(
+            ("cache", "market-data", "sector", "gateway", "prometheus"), "up"
+        )
+        rules = request(url, "GET", "/api/v1/rules").body["data"]["groups"]
+        assert rules, "deploy/prometheus/rules.yml was not loaded"
+    finally:
+        stop_launcher(launched)
