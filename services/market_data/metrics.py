@@ -111,12 +111,16 @@ class MarketMetrics:
                 self.upstream_requests.labels(provider, endpoint, outcome)
             self.singleflight_merged.labels(endpoint)
             self.stale_served.labels(endpoint)
-        self.breaker_state.labels(provider).set(BreakerState.CLOSED.value)
-        for state in BreakerState:
-            self.breaker_transitions.labels(provider, state.name.lower())
+        self.initialize_breaker(provider)
         self.breaker_rejections.labels(provider)
         self.rate_limit_wait.labels(provider)
         self.rate_limited.labels(provider)
+
+    def initialize_breaker(self, name: str) -> None:
+        """Create a breaker's series (closed, no transitions yet)."""
+        self.breaker_state.labels(name).set(BreakerState.CLOSED.value)
+        for state in BreakerState:
+            self.breaker_transitions.labels(name, state.name.lower())
 
     def breaker_moved(self, provider: str, new: BreakerState) -> None:
         """Record a breaker transition."""

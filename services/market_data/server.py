@@ -90,7 +90,7 @@ def build(
                 retry=settings.retry,
                 metrics=metrics,
             )
-    metrics.initialize_provider("cache", ())
+    metrics.initialize_breaker("cache")
     cache_aside = CacheAside(
         client,
         ttl=settings.ttl,
