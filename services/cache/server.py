@@ -8,6 +8,7 @@ import grpc
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.cache.admission import StoreLimits
 from services.cache.clock import Clock, SystemClock
 from services.cache.config import CacheSettings
 from services.cache.db import CacheDb
@@ -15,7 +16,7 @@ from services.cache.keys import KeyRules
 from services.cache.ownership import SingleNodeOwnership
 from services.cache.servicer import CacheServicer
 from services.cache.stats import CacheStats
-from services.cache.store import CacheStore, StoreLimits
+from services.cache.store import CacheStore
 from services.cache.sweeper import Sweeper
 from services.cache.ttl_policy import TtlPolicy
 from services.common.auth import AdminAuth

@@ -1,6 +1,6 @@
 """The cache store: per-prefix input gates, an output gate on every reply, group commit.
 
-State, newest first: `pending` (admitted, not yet committed writes and
+State, newest first: the `overlay` (admitted, not yet committed writes and
 tombstones, never evicted), then `memory` (committed entries, LRU-bounded),
 then the database (the truth). A reply never reveals a pending write before its
 commit, and a write is acknowledged only after its commit.
@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
-from sqlalchemy.exc import SQLAlchemyError
 
+from services.cache.admission import Admission, NewEntry, StoreLimits
 from services.cache.clock import Clock
 from services.cache.db import CacheDb, Row
 from services.cache.gate import PrefixGates
@@ -25,10 +24,11 @@ from services.cache.keys import KeyRules
 from services.cache.lru import LruMemory, entry_size
 from services.cache.overlay import MISS, NOT_IN_MEMORY, Overlay, Seen
 from services.cache.ownership import Ownership
+from services.cache.readers import Readers
 from services.cache.stats import CacheStats
 from services.cache.ttl_policy import TtlPolicy, remaining_seconds
 from services.cache.writes import ClearPrefix, Put, Remove, Sweep, WriteOp
-from services.common.errors import ServiceError, invalid_argument
+from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +42,6 @@ class Hit:
 
     blob: bytes
     ttl_remaining: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoreLimits:
-    """The bounds the store enforces."""
-
-    max_memory_bytes: int = 256 * 1024 * 1024
-    max_value_bytes: int = 1024 * 1024
-    max_batch: int = 1000
-    max_prefix_queue: int = 1024
-    commit_max_batch: int = 2048
-    read_threads: int = 4
-
-
-@dataclass(frozen=True, slots=True)
-class NewEntry:
-    """One validated write of an MSet."""
-
-    key: str
-    prefix: str
-    blob: bytes
-    ttl: int
 
 
 class CacheStore:
@@ -82,7 +60,7 @@ class CacheStore:
     ) -> None:
         self.db = db
         self.keys = keys
-        self.ttl = ttl
+        self.admission = Admission(keys, ttl, limits)
         self.stats = stats
         self.ownership = ownership
         self.clock = clock
@@ -93,7 +71,7 @@ class CacheStore:
         self.committer = GroupCommitter(
             self._apply, self._settle, max_batch=limits.commit_max_batch, observe=self._observe
         )
-        self._readers = ThreadPoolExecutor(limits.read_threads, thread_name_prefix="cache-reader")
+        self.readers = Readers(db, limits.read_threads)
         # True while memory holds every live committed entry, so a memory miss
         # is a definitive miss; false from the first eviction or failed commit.
         self.complete = False
@@ -108,9 +86,7 @@ class CacheStore:
         """Create the schema, load recent entries into memory, start committing."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.committer.executor, self.db.create_schema)
-        rows, complete = await loop.run_in_executor(
-            self._readers,
-            self.db.load_recent,
+        rows, complete = await self.readers.load_recent(
             self.clock.now(),
             self.limits.max_memory_bytes,
             lambda row: entry_size(row.key, row.blob),
@@ -133,7 +109,7 @@ class CacheStore:
         self.is_open = False
         await self.committer.close()
         await self.ownership.stop()
-        self._readers.shutdown(wait=True)
+        self.readers.close()
         self.db.dispose()
 
     def _check_open(self) -> None:
@@ -154,7 +130,7 @@ class CacheStore:
 
     async def mget(self, keys: Sequence[str]) -> list[Hit | None]:
         """Entries of `keys` in order (None per miss); duplicates answered each time."""
-        self._check_batch(len(keys), "keys")
+        self.admission.batch(len(keys), "keys")
         by_prefix: dict[str, list[int]] = {}
         for index, key in enumerate(keys):
             by_prefix.setdefault(self.keys.prefix_of(key, f"keys[{index}]"), []).append(index)
@@ -180,7 +156,7 @@ class CacheStore:
                 seen = {keys[i]: self._peek(keys[i], prefix, now) for i in indexes}
                 unknown = [key for key, s in seen.items() if s.unknown]
                 if unknown:
-                    rows = await self._read_rows(unknown, now)
+                    rows = await self.readers.rows(unknown, now)
                     for key in unknown:
                         seen[key] = self._fill(key, prefix, rows.get(key))
             # The output gate: what we saw may include writes not yet durable.
@@ -211,13 +187,6 @@ class CacheStore:
             return MISS
         return MISS if self.complete else NOT_IN_MEMORY
 
-    async def _read_rows(self, keys: list[str], now: float) -> dict[str, Row]:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._readers, self.db.get_many, keys, now)
-        except SQLAlchemyError as exc:
-            raise _db_unavailable("read", exc) from exc
-
     def _fill(self, key: str, prefix: str, row: Row | None) -> Seen:
         if row is None:
             return MISS
@@ -232,15 +201,15 @@ class CacheStore:
 
     async def set(self, key: str, blob: bytes, ttl_seconds: int = 0) -> int:
         """Store one entry; returns the TTL applied. Returns after the commit."""
-        entry = self._validated(key, blob, ttl_seconds, "")
+        entry = self.admission.entry(key, blob, ttl_seconds)
         await self._write(entry)
         return entry.ttl
 
     async def mset(self, items: Sequence[tuple[str, bytes, int]]) -> int:
         """Validate every item, then write all in one transaction; returns how many."""
-        self._check_batch(len(items), "items")
+        self.admission.batch(len(items), "items")
         entries = [
-            self._validated(key, blob, ttl, f"items[{i}].")
+            self.admission.entry(key, blob, ttl, f"items[{i}].")
             for i, (key, blob, ttl) in enumerate(items)
         ]
         if entries:
@@ -285,15 +254,11 @@ class CacheStore:
         now = self.clock.now()
         if self.complete:
             return self.memory.prefix_counts(now)
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._readers, self.db.count_by_prefix, now)
-        except SQLAlchemyError as exc:
-            raise _db_unavailable("key count", exc) from exc
+        return await self.readers.key_counts(now)
 
     async def probe(self) -> None:
         """Raise when the database does not answer a trivial query."""
-        await asyncio.get_running_loop().run_in_executor(self._readers, self.db.probe)
+        await self.readers.probe()
 
     async def sweep(self, limit: int = 1000) -> int:
         """Delete expired rows (in chunks of `limit`); returns how many."""
@@ -305,25 +270,6 @@ class CacheStore:
             total += removed
             if removed < limit:
                 return total
-
-    def _validated(self, key: str, blob: bytes, ttl_seconds: int, field: str) -> NewEntry:
-        prefix = self.keys.prefix_of(key, f"{field}key")
-        ttl = self.ttl.resolve(ttl_seconds, f"{field}ttl_seconds")
-        if len(blob) > self.limits.max_value_bytes:
-            raise ServiceError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{field}value of key {key!r} is {len(blob)} bytes serialized; the limit is "
-                f"{self.limits.max_value_bytes} bytes (CACHE_MAX_VALUE_BYTES)",
-            )
-        return NewEntry(key, prefix, blob, ttl)
-
-    def _check_batch(self, size: int, field: str) -> None:
-        if size > self.limits.max_batch:
-            raise invalid_argument(
-                f"{field} has {size} entries; the limit is {self.limits.max_batch} per call "
-                "(CACHE_MAX_BATCH): split the batch",
-                field,
-            )
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -392,11 +338,3 @@ async def _all_committed(waits: set[asyncio.Future[list[object]]]) -> bool:
         except ServiceError:
             ok = False
     return ok
-
-
-def _db_unavailable(what: str, exc: Exception) -> ServiceError:
-    log.warning("database %s failed: %s", what, exc)
-    return ServiceError(
-        grpc.StatusCode.UNAVAILABLE,
-        f"the database {what} failed ({type(exc).__name__}); retry later",
-    )

@@ -1,0 +1,59 @@
+"""Database reads on a small thread pool, with failures turned into UNAVAILABLE."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import grpc
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.cache.db import CacheDb, Row
+from services.common.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Readers:
+    """Runs CacheDb reads off the event loop (WAL lets them run beside the writer)."""
+
+    def __init__(self, db: CacheDb, threads: int) -> None:
+        self._db = db
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="cache-reader")
+
+    async def _run(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        except SQLAlchemyError as exc:
+            log.warning("database %s failed: %s", what, exc)
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the database {what} failed ({type(exc).__name__}); retry later",
+            ) from exc
+
+    async def rows(self, keys: list[str], now: float) -> dict[str, Row]:
+        """The live rows among `keys`."""
+        return await self._run("read", lambda: self._db.get_many(keys, now))
+
+    async def load_recent(
+        self, now: float, budget: int, cost: Callable[[Row], int]
+    ) -> tuple[list[Row], bool]:
+        """The newest live rows that fit `budget`, and whether that was all of them."""
+        return await self._run("load", lambda: self._db.load_recent(now, budget, cost))
+
+    async def key_counts(self, now: float) -> dict[str, int]:
+        """Live rows per prefix."""
+        return await self._run("key count", lambda: self._db.count_by_prefix(now))
+
+    async def probe(self) -> None:
+        """Raise ServiceError UNAVAILABLE when the database does not answer."""
+        await self._run("probe", self._db.probe)
+
+    def close(self) -> None:
+        """Wait for running reads, then stop the threads."""
+        self._pool.shutdown(wait=True)
