@@ -155,6 +155,14 @@ class Gateway:
             reply = await call(grpc_request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as err:
             status, payload = rpc_error_body(err, self.backend_of(route))
+            if status >= 500:
+                log.warning(
+                    "%s %s: %s: %s",
+                    request.method,
+                    route.template.template,
+                    err.code().name,
+                    payload["message"],
+                )
             return _json(payload, status)
         return _json(response_json(route, reply), 200)
 
