@@ -64,8 +64,8 @@ class SectorDataFetcher:
 
     async def warm(self, requested: Sequence[str]) -> sector_pb2.WarmCacheResponse:
         """Fetch fresh data and store it: the given symbols, or every sector plus the snapshot."""
-        self._cache.require("warm the cache")
         symbols = [check_symbol(s, f"symbols[{i}]") for i, s in enumerate(requested)]
+        self._cache.require("warm the cache")
         full = not symbols
         records = await self.build(symbols or ALL_SYMBOLS, store=False)
         await self._cache.put_sectors(list(records.values()), strict=True)
@@ -135,8 +135,12 @@ class SectorDataFetcher:
             return analytics.digest(symbol, closes, sessions[symbol])
 
         # TaskGroup: the first failure cancels the other fetches instead of orphaning them.
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(s)) for s in sessions]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(s)) for s in sessions]
+        except ExceptionGroup as failed:
+            # The caller maps a ServiceError to its status; a group would be UNKNOWN.
+            raise failed.exceptions[0] from None
         return [t.result() for t in tasks]
 
     def _info(self, stored_at: float | None) -> sector_pb2.CacheInfo:
