@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +53,12 @@ def test_snapshot_is_served_from_cache_the_second_time(system: Launched) -> None
     assert second["sectors"] == first["sectors"]
     ok(call(system, "GET", "/api/v1/sectors/snapshot"))
     assert prefix_hits(system, "snapshots") == hits + 2
+
+    # SectorService's own view of the same lookups, on its Prometheus endpoint.
+    port = system.summary["children"]["sector"]["metrics_port"]
+    scraped = request(f"http://127.0.0.1:{port}", "GET", "/metrics").body
+    assert re.search(r'^sector_cache_hits_total\{namespace="snapshots"\} [1-9]', scraped, re.M)
+    assert re.search(r"^sector_snapshot_build_seconds_count [1-9]", scraped, re.M)
 
 
 def test_cache_health_and_metrics_have_the_seed_shape(system: Launched) -> None:
