@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
+from services.cache import health
 from services.cache.lru import entry_size
 from services.cache.store import CacheStore
 from services.cache.sweeper import Sweeper
@@ -98,6 +99,7 @@ async def test_evicted_entries_stay_readable_and_are_counted(
         assert await store.mget([f"stock:k{i:02d}" for i in range(20)]) != [None] * 20
         assert all(h is not None for h in await store.mget([f"stock:k{i:02d}" for i in range(20)]))
         assert sample(registry, "cache_memory_bytes") <= 5 * size
+        assert await store.key_counts() == {"stock": 20}  # counted in the database now
     finally:
         await store.close()
 
@@ -202,9 +204,11 @@ async def test_a_failed_commit_is_never_revealed_and_fails_its_writer(
     assert await read(store, "fail:x") == "old"
     assert await store.get("fail:y") is None
     assert sample(registry, "cache_commit_failures_total") == 1
-    assert store.last_commit_error is not None
+    assert await health.assess(store, enabled=True) == health.Verdict(
+        health.DEGRADED, "the last commit failed"
+    )
     await store.set("fine:z", blob("z"), 600)  # the store keeps working
-    assert store.last_commit_error is None
+    assert (await health.assess(store, enabled=True)).status == health.HEALTHY
 
 
 async def test_mset_with_one_bad_item_writes_nothing(tmp_path: Path, store: CacheStore) -> None:
