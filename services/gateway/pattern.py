@@ -76,6 +76,11 @@ class PathTemplate:
         return tuple(int(s.kind) for s in self.segments), -len(self.segments)
 
     @property
+    def deep(self) -> bool:
+        """Whether the template ends in `**` (matches paths of any length above its own)."""
+        return bool(self.segments) and self.segments[-1].kind is Kind.DEEP
+
+    @property
     def field_paths(self) -> tuple[str, ...]:
         return tuple(v.field_path for v in self.variables)
 
@@ -126,15 +131,17 @@ class PathTemplate:
         return bindings
 
     def _shape_matches(self, parts: list[str]) -> bool:
-        deep = bool(self.segments) and self.segments[-1].kind is Kind.DEEP
+        deep = self.deep
         fixed = len(self.segments) - 1 if deep else len(self.segments)
         if len(parts) < fixed or (not deep and len(parts) != fixed):
             return False
         for segment, part in zip(self.segments[:fixed], parts, strict=False):
             if part == "":
                 return False  # an empty segment ("//", trailing "/") never matches
-            if segment.kind is Kind.LITERAL and _unquote_or_none(part) != segment.text:
-                return False
+            if segment.kind is Kind.LITERAL:
+                text = _unquote_or_none(part) if "%" in part else part
+                if text != segment.text:
+                    return False
         return all(part != "" for part in parts[fixed:])
 
 

@@ -102,13 +102,23 @@ class Router:
     def __init__(self, routes: Iterable[Route]) -> None:
         # Sorted once by specificity, so the first match is the best one.
         self.routes = sorted(routes, key=lambda r: r.template.specificity)
+        # Only templates with as many segments as the path (or ending in **) can match it.
+        self._by_length: dict[int, list[Route]] = {}
+        deep = [r for r in self.routes if r.template.deep]
+        for route in self.routes:
+            if not route.template.deep:
+                self._by_length.setdefault(len(route.template.segments), []).append(route)
+        self._deep = deep
 
     def resolve(self, http_method: str, raw_path: str) -> Match:
         """The matching route; NoRouteError, MethodNotAllowedError or PathError otherwise."""
         if len(raw_path) > 1 and raw_path.endswith("/"):
             raw_path = raw_path[:-1]  # one trailing slash is tolerated
         allowed: list[str] = []
-        for route in self.routes:
+        candidates = self._by_length.get(raw_path.count("/"), [])
+        if self._deep:
+            candidates = sorted([*candidates, *self._deep], key=lambda r: r.template.specificity)
+        for route in candidates:
             params = route.template.match(raw_path)
             if params is None:
                 continue
