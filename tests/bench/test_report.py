@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench import chart, report
+from bench.profile import top_frames
 from bench.results import (
     COLUMNS,
     FLOOR,
@@ -101,3 +102,16 @@ def test_render_has_every_row_and_reason(tmp_path: Path) -> None:
     assert stampede[-1] == "**met**"
     chart.draw(results, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_top_frames_are_shares_of_busy_samples(tmp_path: Path) -> None:
+    raw = tmp_path / "cache.raw"
+    raw.write_text(
+        "main (x.py:1);Handle._run (asyncio/events.py:80);Get (services/cache/servicer.py:60) 3\n"
+        "main (x.py:1);Handle._run (asyncio/events.py:80);Get (services/cache/servicer.py:61) 1\n"
+        "main (x.py:1);EpollSelector.select (selectors.py:469) 6\n"
+    )
+    lines = top_frames(raw)
+    # 4 busy samples, all in Get (line numbers folded); idle and asyncio frames left out.
+    assert lines[0].split() == ["100.0%", "Get", "(services/cache/servicer.py)"]
+    assert not any("selectors" in line or "asyncio" in line for line in lines)

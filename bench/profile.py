@@ -1,0 +1,141 @@
+"""`python -m bench.profile WORKLOAD`: where a marketcache server spends its CPU, against the floor.
+
+Runs one key-value workload on the floor and on a cache process, prints the
+server's CPU per operation for each (psutil), and, when py-spy is installed,
+samples the cache process and prints the heaviest Python frames. Used to
+explain a missed target; it measures nothing BENCHMARKS.md reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from bench import drivers, kv
+from bench.peers import StubPeer
+from bench.results import FLOOR, MC_STUB
+from bench.servers import cache_env, start_floor
+from tests.support.processes import ServiceProcess, start_service
+
+# The frame under which the event loop runs callbacks: a sample below it is busy.
+BUSY = "Handle._run (asyncio/events.py)"
+# workload -> (concurrency, op factory)
+OpFactory = Callable[[StubPeer, kv.Keyspace], drivers.AsyncOp]
+WORKLOADS: dict[str, tuple[int, OpFactory]] = {
+    "get": (1, lambda p, ks: lambda i: p.get(ks.key(i))),
+    "get64": (64, lambda p, ks: lambda i: p.get(ks.key(i))),
+    "mget": (1, lambda p, ks: lambda i: p.mget(ks.window(i, kv.MGET_BATCH))),
+    "set1": (1, lambda p, ks: lambda i: p.set(ks.key(i))),
+    "set64": (64, lambda p, ks: lambda i: p.set(ks.key(i))),
+}
+
+
+def _py_spy() -> str | None:
+    """py-spy next to this interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def _cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+async def measure(
+    proc: ServiceProcess, peer: StubPeer, workload: str, seconds: float, spy_out: Path | None
+) -> str:
+    """Run the workload; the line to print. With `spy_out`, py-spy samples the server."""
+    concurrency, factory = WORKLOADS[workload]
+    ks = kv.Keyspace.build(10_000)
+    await kv.preload(peer, ks)
+    op = factory(peer, ks)
+    count = 0
+
+    async def counted(i: int) -> None:
+        nonlocal count
+        count += 1
+        await op(i)
+
+    await drivers.throughput(op, concurrency, 1.0)  # warm-up
+    spy = None
+    binary = _py_spy()
+    if spy_out is not None and binary is not None:
+        argv = ["record", "--pid", str(proc.pid), "--duration", str(int(seconds))]
+        argv += ["--format", "raw", "--rate", "250", "--nonblocking", "-o", str(spy_out)]
+        spy = await asyncio.create_subprocess_exec(
+            binary, *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+    before = _cpu(proc.pid)
+    rate = await drivers.throughput(counted, concurrency, seconds)
+    used = _cpu(proc.pid) - before
+    if spy is not None:
+        await spy.wait()
+    return f"{rate:9.0f} ops/s   server CPU {1e6 * used / max(count, 1):7.0f} µs/op"
+
+
+def top_frames(raw: Path, limit: int = 30) -> list[str]:
+    """Share of the busy event-loop samples per function under it, heaviest first."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    busy = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        if BUSY not in frames:
+            continue  # idle in epoll, or another thread
+        busy += int(count)
+        for frame in set(frames[frames.index(BUSY) + 1 :]):
+            inclusive[frame] += int(count)
+    return [
+        f"{100 * n / busy:5.1f}%  {frame}"
+        for frame, n in inclusive.most_common()
+        if "asyncio/" not in frame
+    ][:limit]
+
+
+async def run(workload: str, seconds: float) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="marketcache-profile-"))
+    spy_out = workdir / "cache.raw" if _py_spy() else None
+    try:
+        floor = start_floor(workdir)
+        try:
+            peer = StubPeer(FLOOR, floor.grpc_address)
+            print(f"floor  {workload:6s}", await measure(floor, peer, workload, seconds, None))
+            await peer.aclose()
+        finally:
+            floor.stop()
+        cache = start_service("cache", cache_env(workdir / "data"), workdir, label="cache")
+        try:
+            peer = StubPeer(MC_STUB, cache.grpc_address)
+            print(f"cache  {workload:6s}", await measure(cache, peer, workload, seconds, spy_out))
+            await peer.aclose()
+        finally:
+            cache.stop()
+        if spy_out is None:
+            print("(install py-spy for a profile of the cache process)")
+        elif spy_out.exists():
+            print("cache process, share of busy event-loop samples (inclusive):")
+            print("\n".join(top_frames(spy_out)))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `python -m bench.profile`."""
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    asyncio.run(run(args.workload, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
