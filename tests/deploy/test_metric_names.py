@@ -2,55 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
-import yaml
 
-from tests.deploy.dashboard import load, queries
-from tests.deploy.manifests import DEPLOY, REPO
-
-# Which package exports the metrics of each name prefix.
-OWNERS = {
-    "grpc_server_": "common",
-    "cache_": "cache",
-    "market_": "market_data",
-    "sector_": "sector",
-    "gateway_": "gateway",
-}
-# A metric name in PromQL: not part of a recording rule's name (which has colons).
-_METRIC = re.compile(r"(?<![:\w])((?:grpc_server|cache|market|sector|gateway)_[a-z0-9_]+)(?![:\w])")
-_SERIES_SUFFIXES = ("_bucket", "_count", "_sum")
-# Named in the contract, exported once multi-node ownership (leases) lands in
-# services/cache; until then their panels and the flapping alert stay empty.
-PENDING = {
-    "cache_leases_held",
-    "cache_lease_acquisitions_total",
-    "cache_lease_losses_total",
-    "cache_lease_takeovers_total",
-    "cache_forwarded_requests_total",
-    "cache_fenced_writes_total",
-}
-
-
-def referenced_metrics() -> set[str]:
-    """Metric names used by rules.yml and by the dashboard."""
-    groups = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())["groups"]
-    exprs = [rule["expr"] for group in groups for rule in group["rules"]]
-    exprs += [expr for _, expr in queries(load())]
-    return {name for expr in exprs for name in _METRIC.findall(expr)}
-
-
-def declared_name(series: str) -> str:
-    """The name a client library declares for a series (histograms add suffixes)."""
-    for suffix in _SERIES_SUFFIXES:
-        if series.endswith(suffix):
-            return series.removesuffix(suffix)
-    return series
-
-
-def _owner(name: str) -> str:
-    return next(package for prefix, package in OWNERS.items() if name.startswith(prefix))
+from tests.deploy.manifests import REPO
+from tests.deploy.metric_names import PENDING, declared_name, owner, referenced_metrics
 
 
 def test_references_are_found() -> None:
@@ -62,7 +17,7 @@ def test_references_are_found() -> None:
 
 @pytest.mark.parametrize("series", sorted(referenced_metrics()))
 def test_the_metric_is_exported_by_its_service(series: str) -> None:
-    package = REPO / "services" / _owner(series)
+    package = REPO / "services" / owner(series)
     if not package.exists():
         pytest.skip(f"{package.relative_to(REPO)} is not present yet")
     name = declared_name(series)

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.deploy.dashboard import executable, load, queries
+from tests.deploy.metric_names import PENDING, declared_name, referenced_metrics
 from tests.deploy.prometheus_server import PrometheusApi, local_config, running_prometheus, wait_for
-from tests.deploy.test_metric_names import PENDING, declared_name, referenced_metrics
 from tests.support.processes import ServiceProcess, running, running_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
