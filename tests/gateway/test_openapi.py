@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # comes with schemathesis
+import jsonschema
 import pytest
 import schemathesis
 from google.protobuf import descriptor, message
