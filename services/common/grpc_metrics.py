@@ -83,7 +83,14 @@ class ServerMetrics:
                 self.sent.labels(*labels)
                 self.seconds.labels(*labels)
                 for code in grpc.StatusCode:
-                    self.handled.labels(*labels, code.name)
+                    self.handled.labels(*labels, code_label(code))
+
+
+def code_label(code: grpc.StatusCode) -> str:
+    """The grpc_code label as go-grpc-prometheus spells it (Go codes.Code.String())."""
+    if code is grpc.StatusCode.OK:
+        return "OK"
+    return "".join(part.capitalize() for part in code.name.split("_"))
 
 
 def _grpc_type(client_streaming: bool, server_streaming: bool) -> str:
@@ -109,7 +116,7 @@ class _MethodSeries:
         self.sent = metrics.sent.labels(*labels)
         self.seconds = metrics.seconds.labels(*labels)
         self.handled = {
-            code: metrics.handled.labels(*labels, code.name) for code in grpc.StatusCode
+            code: metrics.handled.labels(*labels, code_label(code)) for code in grpc.StatusCode
         }
 
 
