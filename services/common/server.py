@@ -22,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.common.config import Env, parse_address
 from services.common.grpc_metrics import MetricsInterceptor, ServerMetrics
+from services.common.request_decoding import DecodeGuard
 from services.common.tls import TlsConfig
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ class GrpcProcess:
             ("grpc.so_reuseport", 0),
         ]
         self.server = grpc.aio.server(
-            interceptors=[MetricsInterceptor(self._metrics)],
+            # Metrics first, so it also counts what DecodeGuard refuses.
+            interceptors=[MetricsInterceptor(self._metrics), DecodeGuard()],
             options=grpc_options,
             maximum_concurrent_rpcs=options.max_concurrent_rpcs,
         )

@@ -1,0 +1,1 @@
+"""Adversarial tests: crash loops, soak, fuzzing, upstream faults and resource limits."""
