@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import grpc
+from google.protobuf import timestamp_pb2
 
 from marketcache.v1 import sector_pb2
 from services.common.errors import ServiceError, invalid_argument
@@ -13,6 +14,8 @@ from services.sector.config import DAY
 
 TRENDS = ("strong-uptrend", "uptrend", "neutral", "downtrend", "strong-downtrend")
 MAX_TTL = 30 * DAY
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
 
 
 def validated_batch(
@@ -64,6 +67,13 @@ def validated_batch(
                 f"{field}.trend must be one of {', '.join(TRENDS)}, got {item.trend!r}",
                 field=f"{field}.trend",
             )
+        if item.HasField("as_of") and not _valid_timestamp(item.as_of):
+            raise invalid_argument(
+                f"{field}.as_of must be a time between 0001-01-01 and 9999-12-31 "
+                f"with nanos in 0..999999999, got seconds={item.as_of.seconds} "
+                f"nanos={item.as_of.nanos}",
+                field=f"{field}.as_of",
+            )
         record = sector_pb2.SectorData()
         record.CopyFrom(item)
         record.symbol, record.name, record.rank = symbol, name_of(symbol), 0
@@ -72,6 +82,11 @@ def validated_batch(
             record.as_of.FromNanoseconds(int(now * 1e9))
         records.append(record)
     return records
+
+
+def _valid_timestamp(stamp: timestamp_pb2.Timestamp) -> bool:
+    # An out-of-range Timestamp cannot be written as JSON, so it could never be cached.
+    return MIN_SECONDS <= stamp.seconds <= MAX_SECONDS and 0 <= stamp.nanos <= 999_999_999
 
 
 def _symbol(raw: str, field: str) -> str:

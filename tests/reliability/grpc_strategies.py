@@ -27,7 +27,12 @@ INT64 = st.one_of(
 INT32 = st.one_of(
     st.integers(-(2**31), 2**31 - 1), st.sampled_from([0, -1, 1, 30, 100, 101, 365, 366])
 )
+FINITE = st.floats(-1e6, 1e6)
+# Mostly ordinary numbers, so a request gets past its first bad field now and then.
 DOUBLES = st.one_of(
+    FINITE,
+    FINITE,
+    FINITE,
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0.0, -0.0, 1e308, -1e308, 5e-324, math.inf, -math.inf, math.nan]),
 )
@@ -158,14 +163,22 @@ def _timestamp(seconds: int, nanos: int) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
 
 
-TIMESTAMPS = st.builds(_timestamp, INT64, st.integers(-(2**31), 2**31 - 1))
+TIMESTAMPS = st.one_of(
+    st.builds(_timestamp, st.integers(0, 2_000_000_000), st.integers(0, 999_999_999)),
+    st.builds(_timestamp, INT64, st.integers(-(2**31), 2**31 - 1)),
+    st.sampled_from(
+        [(253_402_300_799, 0), (253_402_300_800, 0), (-62_135_596_801, 0), (0, -1)]
+    ).map(lambda t: _timestamp(*t)),
+)
+# A sector carries a dozen numbers: each is rarely odd, so some whole records are valid.
+SECTOR_DOUBLES = st.one_of(*([FINITE] * 12), DOUBLES)
 PERFORMANCE = st.builds(
     sector_pb2.Performance,
-    day_1=DOUBLES,
-    day_5=DOUBLES,
-    month_1=DOUBLES,
-    month_3=DOUBLES,
-    ytd=DOUBLES,
+    day_1=SECTOR_DOUBLES,
+    day_5=SECTOR_DOUBLES,
+    month_1=SECTOR_DOUBLES,
+    month_3=SECTOR_DOUBLES,
+    ytd=SECTOR_DOUBLES,
 )
 
 
@@ -180,17 +193,42 @@ def _sector(
 
 SECTOR_DATA = st.builds(
     _sector,
-    SECTOR_SYMBOLS,
+    st.one_of(st.sampled_from(["XLK", "XLE", "XLF", "XLV"]), SECTOR_SYMBOLS),
     st.one_of(DOUBLES, st.floats(1.0, 1000.0)),
     st.one_of(st.none(), TIMESTAMPS),
     name=st.text(max_size=20),
-    change=DOUBLES,
-    change_percent=DOUBLES,
-    volume=INT64,
+    change=SECTOR_DOUBLES,
+    change_percent=SECTOR_DOUBLES,
+    volume=st.one_of(st.integers(0, 10**9), INT64),
     performance=PERFORMANCE,
     relative_strength=PERFORMANCE,
-    trend=st.one_of(st.sampled_from(["", "uptrend", "neutral", "sideways"]), st.text(max_size=10)),
+    trend=st.one_of(
+        st.sampled_from(["", "uptrend", "neutral", "strong-downtrend"]),
+        st.sampled_from(["sideways", "UPTREND"]),
+        st.text(max_size=10),
+    ),
     rank=INT32,
+)
+
+
+# Records valid in every field but the timestamp (in range or not) and the free-form name.
+PLAUSIBLE_SECTORS = st.lists(
+    st.builds(
+        _sector,
+        st.sampled_from(["XLK", "XLE", "XLF", "XLV", "XLU"]),
+        st.floats(0.01, 1e6),
+        st.one_of(st.none(), TIMESTAMPS),
+        name=st.text(max_size=20),
+        change=FINITE,
+        change_percent=FINITE,
+        volume=st.integers(0, 10**12),
+        performance=st.builds(sector_pb2.Performance, day_1=FINITE, ytd=FINITE),
+        trend=st.sampled_from(["", "uptrend", "strong-downtrend"]),
+        rank=INT32,
+    ),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda data: data.symbol,
 )
 
 
@@ -357,10 +395,17 @@ SECTOR_RPCS = (
         "SectorService",
         "SetBatchSectorData",
         sector_pb2.SetBatchSectorDataResponse,
-        st.builds(
-            sector_pb2.SetBatchSectorDataRequest,
-            sectors=st.lists(SECTOR_DATA, max_size=4),
-            ttl_seconds=INT64,
+        st.one_of(
+            st.builds(
+                sector_pb2.SetBatchSectorDataRequest,
+                sectors=st.lists(SECTOR_DATA, max_size=3),
+                ttl_seconds=INT64,
+            ),
+            st.builds(
+                sector_pb2.SetBatchSectorDataRequest,
+                sectors=PLAUSIBLE_SECTORS,
+                ttl_seconds=st.integers(0, 3600),
+            ),
         ),
     ),
     RpcCase(

@@ -10,6 +10,7 @@ token. Derandomized and bounded, so every run sends the same cases.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -280,3 +282,34 @@ def test_undecodable_requests_are_invalid_argument(stack: Stack, payload: bytes,
     error = caught.value
     assert error.code() is C.INVALID_ARGUMENT, (why, error.details())
     assert "GetRequest" in (error.details() or "")
+
+
+def _nested(number: float, shape: str) -> struct_pb2.Value:
+    value = struct_pb2.Value(number_value=number)
+    if shape == "list":
+        return struct_pb2.Value(list_value=struct_pb2.ListValue(values=[struct_pb2.Value(), value]))
+    if shape == "struct":
+        outer = struct_pb2.Value()
+        outer.struct_value.fields["deep"].list_value.values.append(value)
+        return outer
+    return value
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("shape", ["bare", "list", "struct"])
+def test_numbers_json_cannot_carry_are_refused(stack: Stack, number: float, shape: str) -> None:
+    """A value is JSON: NaN and infinities would be stored, then fail every REST read."""
+    value = _nested(number, shape)
+    with grpc.insecure_channel(stack.cache.grpc_address) as channel:
+        cache = cache_pb2_grpc.CacheServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            cache.Set(cache_pb2.SetRequest(key="fz:nan", value=value), timeout=TIMEOUT)
+        assert caught.value.code() is C.INVALID_ARGUMENT, caught.value.details()
+        assert "finite" in (caught.value.details() or "")
+        item = cache_pb2.MSetItem(key="fz:nan2", value=value)
+        with pytest.raises(grpc.RpcError) as caught:
+            cache.MSet(cache_pb2.MSetRequest(items=[item]), timeout=TIMEOUT)
+        assert caught.value.code() is C.INVALID_ARGUMENT, caught.value.details()
+        assert "items[0].value" in (caught.value.details() or "")
+        got = cache.MGet(cache_pb2.MGetRequest(keys=["fz:nan", "fz:nan2"]), timeout=TIMEOUT)
+    assert [r.found for r in got.results] == [False, False]
