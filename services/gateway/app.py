@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from google.protobuf import descriptor, message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, generate_latest
@@ -226,6 +227,15 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
+    except RequestPayloadError:
+        # aiohttp decodes Content-Encoding itself; a body that does not decode is the client's.
+        encoding = request.headers.get("Content-Encoding", "identity")
+        raise HttpError(
+            400,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request body could not be decoded as Content-Encoding {encoding!r}; "
+            "send it uncompressed, or compressed as the header says",
+        ) from None
     if len(body) > limit:
         raise _too_large(limit)
     return body

@@ -33,6 +33,9 @@ def parse_timeout(value: str | None, default: float, maximum: float) -> float:
             f"(e.g. 5S, 100m), got {value!r}",
         )
     seconds = int(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+    if seconds <= 0:
+        # A zero deadline has passed before the call starts: the request can never succeed.
+        raise _bad_header("Grpc-Timeout", f"Grpc-Timeout must be more than zero, got {value!r}")
     return min(seconds, maximum)
 
 

@@ -99,7 +99,7 @@ def test_grpc_timeout_is_capped_at_the_maximum() -> None:
 
 def test_grpc_timeout_absent_is_the_default_and_garbage_is_400() -> None:
     assert parse_timeout(None, 7.0, 300.0) == 7.0
-    for bad in ("", "5", "S", "5s", "1.5S", "-1S", "123456789S", "5 S"):
+    for bad in ("", "5", "S", "5s", "1.5S", "-1S", "123456789S", "5 S", "0S", "0n"):
         with pytest.raises(HttpError) as exc:
             parse_timeout(bad, 7.0, 300.0)
         assert exc.value.http == 400
