@@ -49,6 +49,9 @@ class CacheSettings:
     commit_max_batch: int = 2048
     # Distinct prefixes that get their own metric label; the rest are "other".
     max_prefix_labels: int = 200
+    # Take over at once the leases of a cache process on this host that has exited
+    # (rather than waiting for them to expire); see liveness.py.
+    detect_local_exits: bool = True
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> CacheSettings:
@@ -93,6 +96,7 @@ class CacheSettings:
             read_threads=env.integer("CACHE_READ_THREADS", 4, minimum=1, maximum=64),
             commit_max_batch=env.integer("CACHE_COMMIT_MAX_BATCH", 2048, minimum=1),
             max_prefix_labels=env.integer("CACHE_MAX_PREFIX_LABELS", 200, minimum=1),
+            detect_local_exits=env.flag("CACHE_DETECT_LOCAL_EXITS", True),
         )
 
 

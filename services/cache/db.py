@@ -1,4 +1,4 @@
-"""The database under the cache: one table, SQLAlchemy Core, SQLite (WAL) or PostgreSQL.
+"""The database under the cache: SQLAlchemy Core over SQLite (WAL) or PostgreSQL.
 
 Every method here is blocking; the store calls writes from its single writer
 thread and reads from a small reader pool.
@@ -7,49 +7,27 @@ thread and reads from a small reader pool.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Double,
-    Engine,
-    Index,
-    LargeBinary,
-    MetaData,
-    Table,
-    Text,
-    create_engine,
-    delete,
-    event,
-    func,
-    select,
-    text,
-)
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from services.cache.tables import entries, leases, metadata
 from services.cache.writes import ClearPrefix, Put, Remove, Sweep, WriteOp
 
 log = logging.getLogger(__name__)
 
-metadata = MetaData()
+# Any constant: serialises schema creation across processes starting together.
+_SCHEMA_LOCK = 0x6D63_6163_6865
 
-entries = Table(
-    "cache_entries",
-    metadata,
-    Column("key", Text, primary_key=True),
-    Column("prefix", Text, nullable=False),
-    # The serialized google.protobuf.Value, served back without a JSON round trip.
-    Column("value", LargeBinary, nullable=False),
-    Column("expires_at", Double, nullable=False),
-    Column("updated_at", Double, nullable=False),
-    Index("ix_cache_entries_prefix", "prefix"),
-    Index("ix_cache_entries_expires_at", "expires_at"),
-)
+# One result per op of an applied submission, or None: refused by its fence.
+Outcome = list[object] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +41,16 @@ class Row:
 
 
 class CacheDb:
-    """The cache table behind one SQLAlchemy engine."""
+    """The cache tables behind one SQLAlchemy engine."""
 
-    def __init__(self, url: str, *, synchronous: str = "full", pool_size: int = 6) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "full",
+        pool_size: int = 6,
+        idle_transaction_timeout: float | None = None,
+    ) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 4}
@@ -75,45 +60,121 @@ class CacheDb:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True
+            if idle_transaction_timeout is not None:
+                # A paused process must not hold its row locks (and so every other
+                # node's takeover) for longer than a lease: the server ends its session.
+                ms = max(1, int(idle_transaction_timeout * 1000))
+                kwargs["connect_args"] = {"options": f"-c idle_in_transaction_session_timeout={ms}"}
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
-            _sqlite_pragmas(self.engine, synchronous)
-        self._insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+            _sqlite_setup(self.engine, synchronous)
+        self.insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
 
     def create_schema(self) -> None:
-        """Create the SQLite file's directory, the table and indexes when missing."""
+        """Create the SQLite file's directory, the tables and indexes when missing."""
         if self._sqlite_file is not None:
             self._sqlite_file.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        metadata.create_all(self.engine)
+        # Inside one locked transaction: processes started together would otherwise
+        # both see a table missing and both try to create it.
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+            metadata.create_all(conn)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    @contextmanager
+    def transaction(self, *, lock_timeout: float | None = None) -> Iterator[Connection]:
+        """A write transaction, committed on exit.
+
+        On SQLite it begins IMMEDIATE, taking the database's write lock at once: a
+        deferred one that read first could not upgrade to a writer once another
+        process wrote meanwhile. On PostgreSQL, `lock_timeout` bounds row-lock waits.
+        """
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with conn.begin():
+                if lock_timeout is not None and self.dialect == "postgresql":
+                    ms = max(1, int(lock_timeout * 1000))
+                    conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                yield conn
+
+    def clock(self, conn: Connection) -> float:
+        """Now on the clock every node shares, Unix seconds: the server's on PostgreSQL.
+
+        SQLite is one file on one host, so that host's clock is the shared one.
+        """
+        if self.dialect == "postgresql":
+            now = conn.execute(text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")).scalar_one()
+            return float(now)
+        return time.time()
+
     # -- writes (the writer thread) --------------------------------------
 
-    def apply(self, ops: Sequence[WriteOp], now: float) -> list[object]:
-        """Run `ops` in order in ONE transaction; one result per op."""
+    def apply(
+        self, submissions: Sequence[Sequence[WriteOp]], now: float, fence: str | None = None
+    ) -> list[Outcome]:
+        """Run the submissions in order in ONE transaction; per submission, its results.
+
+        With a `fence` (this process's lease token), a submission commits only if
+        every prefix it writes is still leased to us at the epoch it was admitted
+        under, checked in this same transaction; otherwise it is skipped (None)
+        while the others commit.
+        """
+        with self.transaction() as conn:
+            refused = self._refused(conn, submissions, fence) if fence is not None else set()
+            outcomes: list[Outcome] = []
+            accepted: list[WriteOp] = []
+            for ops in submissions:
+                if any(_fence_of(op) in refused for op in ops):
+                    outcomes.append(None)
+                else:
+                    outcomes.append([])
+                    accepted.extend(ops)
+            results = iter(self._apply(conn, accepted, now))
+            for outcome, ops in zip(outcomes, submissions, strict=True):
+                if outcome is not None:
+                    outcome.extend(next(results) for _ in ops)
+        return outcomes
+
+    def _refused(
+        self, conn: Connection, submissions: Sequence[Sequence[WriteOp]], token: str
+    ) -> set[tuple[str, int]]:
+        wanted = {pair for ops in submissions for op in ops if (pair := _fence_of(op))}
+        if not wanted:
+            return set()
+        stmt = select(leases.c.prefix, leases.c.epoch).where(
+            leases.c.owner_token == token, leases.c.prefix.in_(sorted({p for p, _ in wanted}))
+        )
+        # FOR SHARE on PostgreSQL: a concurrent takeover (an UPDATE of the row) waits
+        # for our commit, and one that committed first is seen (the row re-checked).
+        # SQLite ignores it: BEGIN IMMEDIATE already made this transaction the only writer.
+        held = {(r.prefix, int(r.epoch)) for r in conn.execute(stmt.with_for_update(read=True))}
+        return wanted - held
+
+    def _apply(self, conn: Connection, ops: Sequence[WriteOp], now: float) -> list[object]:
         results: list[object] = []
         run: dict[str, Put] = {}
-        with self.engine.begin() as conn:
-            for op in ops:
-                if isinstance(op, Put):
-                    # Last writer wins within a run of puts; one upsert per key,
-                    # because PostgreSQL refuses to update a row twice in a statement.
-                    run.pop(op.key, None)
-                    run[op.key] = op
-                    results.append(None)
-                    continue
-                self._upsert(conn, run.values(), now)
-                run.clear()
-                if isinstance(op, Remove):
-                    results.append(self._remove(conn, op.key, now))
-                elif isinstance(op, ClearPrefix):
-                    results.append(self._clear(conn, op.prefix, now))
-                else:
-                    results.append(self._sweep(conn, op, now))
+        for op in ops:
+            if isinstance(op, Put):
+                # Last writer wins within a run of puts; one upsert per key,
+                # because PostgreSQL refuses to update a row twice in a statement.
+                run.pop(op.key, None)
+                run[op.key] = op
+                results.append(None)
+                continue
             self._upsert(conn, run.values(), now)
+            run.clear()
+            if isinstance(op, Remove):
+                results.append(self._remove(conn, op.key, now))
+            elif isinstance(op, ClearPrefix):
+                results.append(self._clear(conn, op.prefix, now))
+            else:
+                results.append(self._sweep(conn, op, now))
+        self._upsert(conn, run.values(), now)
         return results
 
     def _upsert(self, conn: Connection, puts: Iterable[Put], now: float) -> None:
@@ -129,7 +190,7 @@ class CacheDb:
         ]
         if not rows:
             return
-        stmt = self._insert(entries)
+        stmt = self.insert(entries)
         stmt = stmt.on_conflict_do_update(
             index_elements=[entries.c.key],
             set_={
@@ -155,7 +216,10 @@ class CacheDb:
 
     def _sweep(self, conn: Connection, op: Sweep, now: float) -> int:
         expired = select(entries.c.key).where(entries.c.expires_at <= now).limit(op.limit)
-        return int(conn.execute(delete(entries).where(entries.c.key.in_(expired))).rowcount)
+        # The outer expiry test matters with several processes on PostgreSQL: a row
+        # rewritten by its owner after our subquery's snapshot is re-checked, not deleted.
+        stmt = delete(entries).where(entries.c.key.in_(expired), entries.c.expires_at <= now)
+        return int(conn.execute(stmt).rowcount)
 
     # -- reads (the reader pool) -------------------------------------------
 
@@ -170,18 +234,18 @@ class CacheDb:
             return {r.key: Row(r.key, r.prefix, r.value, r.expires_at) for r in conn.execute(stmt)}
 
     def load_recent(
-        self, now: float, budget: int, cost: Callable[[Row], int]
+        self, now: float, budget: int, cost: Callable[[Row], int], prefix: str | None = None
     ) -> tuple[list[Row], bool]:
-        """Live rows, most recently written first, while their `cost(row)` fits `budget`.
+        """Live rows (of `prefix`, or all), newest first, while their `cost(row)` fits `budget`.
 
         Returns the rows and whether that was all of them.
         """
-        stmt = (
-            select(entries.c.key, entries.c.prefix, entries.c.value, entries.c.expires_at)
-            .where(entries.c.expires_at > now)
-            .order_by(entries.c.updated_at.desc())
-            .execution_options(yield_per=1000)
+        stmt = select(entries.c.key, entries.c.prefix, entries.c.value, entries.c.expires_at).where(
+            entries.c.expires_at > now
         )
+        if prefix is not None:
+            stmt = stmt.where(entries.c.prefix == prefix)
+        stmt = stmt.order_by(entries.c.updated_at.desc()).execution_options(yield_per=1000)
         rows: list[Row] = []
         used = 0
         with self.engine.connect() as conn:
@@ -210,7 +274,11 @@ class CacheDb:
             conn.execute(text("SELECT 1"))
 
 
-def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
+def _fence_of(op: WriteOp) -> tuple[str, int] | None:
+    return None if isinstance(op, Sweep) else (op.prefix, op.epoch)
+
+
+def _sqlite_setup(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
@@ -221,3 +289,10 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # We say when transactions begin (below), not the driver: it would begin
+        # DEFERRED, and only before the first write.
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

@@ -16,10 +16,14 @@ from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
-# Runs the ops in one transaction (in the writer thread); one result per op.
-Apply = Callable[[Sequence[WriteOp]], list[object]]
-# Told the outcome on the event loop before any waiter is: results, or the error.
+# Runs the submissions in one transaction (in the writer thread); per submission,
+# one result per op, or None when the submission was refused (fenced) and skipped.
+Apply = Callable[[Sequence[Sequence[WriteOp]]], list[list[object] | None]]
+# Told the outcome on the event loop before any waiter is: the applied ops and
+# their results, or every op and None when the transaction failed.
 Settle = Callable[[Sequence[WriteOp], list[object] | None], None]
+# The error of a refused submission (after forgetting its ops).
+Refuse = Callable[[Sequence[WriteOp]], ServiceError]
 # Told the size and duration of every commit attempt, and whether it succeeded.
 Observe = Callable[[int, float, bool], None]
 
@@ -47,9 +51,11 @@ class GroupCommitter:
         *,
         max_batch: int = 2048,
         observe: Observe | None = None,
+        refuse: Refuse | None = None,
     ) -> None:
         self._apply = apply
         self._settle = settle
+        self._refuse = refuse or _refused
         self._observe = observe
         self.max_batch = max_batch
         self._queue: deque[_Submission] = deque()
@@ -91,12 +97,16 @@ class GroupCommitter:
         return len(self._queue)
 
     async def close(self) -> None:
-        """Commit everything already queued, then stop the writer thread."""
+        """Commit everything already queued; refuse new writes. The writer thread stays
+        up for `shutdown` (ownership releases its leases on it after the last commit)."""
         self._closing = True
         self._wake.set()
         if self._task is not None:
             await self._task
             self._task = None
+
+    def shutdown(self) -> None:
+        """Stop the writer thread (after `close`)."""
         self._executor.shutdown(wait=True)
 
     async def _run(self) -> None:
@@ -121,7 +131,9 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, self._apply, ops)
+            outcomes = await loop.run_in_executor(
+                self._executor, self._apply, [submission.ops for submission in group]
+            )
         except Exception as exc:
             self._report(len(ops), started, ok=False)
             log.error("commit of %d writes failed: %s", len(ops), exc, exc_info=True)
@@ -136,19 +148,27 @@ class GroupCommitter:
                     submission.future.set_exception(error)
             return
         self._report(len(ops), started, ok=True)
+        applied = [(s, out) for s, out in zip(group, outcomes, strict=True) if out is not None]
         self.commits += 1
-        self.writes += len(ops)
-        self._settle(ops, results)
-        at = 0
-        for submission in group:
-            part = results[at : at + len(submission.ops)]
-            at += len(submission.ops)
-            if not submission.future.done():
-                submission.future.set_result(part)
+        self.writes += sum(len(s.ops) for s, _ in applied)
+        self._settle(
+            [op for s, _ in applied for op in s.ops], [r for _, out in applied for r in out]
+        )
+        for submission, outcome in zip(group, outcomes, strict=True):
+            if outcome is None:
+                error = self._refuse(submission.ops)
+                if not submission.future.done():
+                    submission.future.set_exception(error)
+            elif not submission.future.done():
+                submission.future.set_result(outcome)
 
     def _report(self, size: int, started: float, *, ok: bool) -> None:
         if self._observe is not None:
             self._observe(size, time.perf_counter() - started, ok)
+
+
+def _refused(ops: Sequence[WriteOp]) -> ServiceError:
+    return ServiceError(grpc.StatusCode.UNAVAILABLE, "the write was refused at commit; retry")
 
 
 def _retrieve(future: asyncio.Future[list[object]]) -> None:

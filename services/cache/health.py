@@ -21,7 +21,7 @@ class Verdict:
 
 
 async def assess(store: CacheStore, *, enabled: bool, probe_timeout: float = 1.0) -> Verdict:
-    """Judge the store: open, database answering, last commit fine."""
+    """Judge the store: open, database answering, membership valid, last commit fine."""
     if not enabled:
         return Verdict(UNAVAILABLE, "the cache is disabled (CACHE_ENABLED=false)")
     if not store.is_open:
@@ -32,6 +32,10 @@ async def assess(store: CacheStore, *, enabled: bool, probe_timeout: float = 1.0
         return Verdict(DEGRADED, f"the database did not answer within {probe_timeout:g}s")
     except Exception as exc:
         return Verdict(DEGRADED, f"the database is unreachable: {type(exc).__name__}")
+    problem = store.ownership.problem()
+    if problem is not None:
+        # Serving nothing it does not already hold: its prefixes go to other nodes.
+        return Verdict(DEGRADED, f"no valid membership: {problem}")
     if store.last_commit_error is not None:
         return Verdict(DEGRADED, store.last_commit_error)
     return Verdict(HEALTHY)

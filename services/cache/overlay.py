@@ -30,6 +30,7 @@ NOT_IN_MEMORY = Seen(None, unknown=True)
 
 @dataclass(slots=True)
 class _Pending:
+    prefix: str
     seq: int
     blob: bytes | None  # None: a tombstone
     expires_at: float
@@ -56,11 +57,11 @@ class Overlay:
         """Record `ops`, committed by `done`, as the newest state of their keys."""
         for op in ops:
             if isinstance(op, Put):
-                self._replace(op.key, _Pending(op.seq, op.blob, op.expires_at, done))
+                self._replace(op.key, _Pending(op.prefix, op.seq, op.blob, op.expires_at, done))
             elif isinstance(op, Remove):
-                self._replace(op.key, _Pending(op.seq, None, 0.0, done))
+                self._replace(op.key, _Pending(op.prefix, op.seq, None, 0.0, done))
             elif isinstance(op, ClearPrefix):
-                self._clears[op.prefix] = _Pending(op.seq, None, 0.0, done)
+                self._clears[op.prefix] = _Pending(op.prefix, op.seq, None, 0.0, done)
 
     def _replace(self, key: str, pending: _Pending) -> None:
         old = self._writes.get(key)
@@ -83,6 +84,14 @@ class Overlay:
     def touches(self, key: str, prefix: str) -> bool:
         """Whether a pending write or Clear covers `key`."""
         return key in self._writes or prefix in self._clears
+
+    def pending(self, prefix: str) -> set[Commit]:
+        """The commits still to settle for writes to `prefix`."""
+        found = {p.done for p in self._writes.values() if p.prefix == prefix}
+        clear = self._clears.get(prefix)
+        if clear is not None:
+            found.add(clear.done)
+        return found
 
     def settle(self, op: WriteOp) -> None:
         """Forget `op` (committed or failed) unless a newer pending op replaced it."""

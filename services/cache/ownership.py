@@ -1,26 +1,32 @@
-"""Who owns each prefix. For now one node owns every prefix at epoch 1; the store only
-talks to the `Ownership` protocol, so leases across processes can replace it."""
+"""Who owns each prefix: the protocol the store and the router ask, the redirect error,
+and the single-node owner used when one store is alone on its database (tests, embedding).
+The multi-process owner, with leases, is `leases.LeaseOwnership`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
+import grpc
+
+from marketcache.v1 import cache_pb2
 from services.cache.clock import Clock
+from services.common.errors import ServiceError
 
 ALL_PREFIXES = "*"
 
 
 @dataclass(frozen=True, slots=True)
 class OwnerInfo:
-    """The holder of a prefix's lease."""
+    """The holder of a prefix's lease (epoch 0: nobody yet; this node would take it)."""
 
     prefix: str
     node_id: str
     address: str
     epoch: int
-    # Lease expiry, Unix seconds.
+    # Lease expiry, Unix seconds on the database's clock.
     expires_at: float
 
 
@@ -34,10 +40,58 @@ class MemberInfo:
     alive: bool
 
 
-class Ownership(Protocol):
-    """What the store asks before it touches a prefix."""
+class NotOwner(ServiceError):  # noqa: N818 (a redirect rather than a failure)
+    """This node may not serve the prefix now. UNAVAILABLE: nothing was done, so any
+    call may be retried, at `owner` (named in an OwnerRedirect detail) when known."""
 
-    async def start(self) -> None:
+    def __init__(self, prefix: str, owner: OwnerInfo | None, why: str) -> None:
+        if owner is not None and owner.address:
+            where = f"; its owner is {owner.node_id} at {owner.address}: retry there"
+            details = [
+                cache_pb2.OwnerRedirect(
+                    prefix=prefix,
+                    node_id=owner.node_id,
+                    address=owner.address,
+                    epoch=owner.epoch,
+                )
+            ]
+        else:
+            where, details = "; no live owner is known yet: retry shortly", []
+        super().__init__(grpc.StatusCode.UNAVAILABLE, f"prefix {prefix!r}: {why}{where}", details)
+        self.prefix = prefix
+        self.owner = owner
+
+
+class Owned(Protocol):
+    """What an owner needs from the store whose prefixes it leases."""
+
+    @property
+    def writer(self) -> Executor:
+        """The writer thread: lease transactions never interleave with a commit."""
+        ...
+
+    def acquired(self, prefix: str, epoch: int) -> None:
+        """`prefix` is ours from now, at `epoch`: forget anything remembered of it."""
+        ...
+
+    def lost(self, prefix: str) -> None:
+        """`prefix` is no longer ours: forget it."""
+        ...
+
+    async def hand_over(self, prefix: str) -> None:
+        """Stop taking ops for `prefix`, let its commits land, then `release` it."""
+        ...
+
+
+class Ownership(Protocol):
+    """What the store and the router ask before they touch a prefix."""
+
+    # True when this store is the only writer of its whole database.
+    exclusive: bool
+    # The lease token writes are fenced with, or None: no fencing.
+    token: str | None
+
+    async def start(self, owned: Owned) -> None:
         """Join the membership (called once the store is open)."""
         ...
 
@@ -48,9 +102,29 @@ class Ownership(Protocol):
     async def admit(self, prefix: str) -> int:
         """The fencing epoch under which this node may serve `prefix` now.
 
-        Raises ServiceError when another node owns it (with an OwnerRedirect
-        detail naming that node) or when ownership is uncertain.
+        Raises NotOwner when another node owns it, ServiceError UNAVAILABLE when
+        ownership is uncertain.
         """
+        ...
+
+    def current_epoch(self, prefix: str) -> int | None:
+        """The epoch of our lease on `prefix`, None when we hold none."""
+        ...
+
+    def route(self, prefix: str) -> OwnerInfo | None:
+        """Where to serve `prefix`: None for here, else the owner to forward to."""
+        ...
+
+    def refusal(self, prefix: str, epoch: int) -> ServiceError:
+        """The error of a write to `prefix` refused because `epoch` is no longer current."""
+        ...
+
+    async def release(self, prefix: str) -> bool:
+        """Give up our lease on `prefix` now (a handover); False if that failed."""
+        ...
+
+    def problem(self) -> str | None:
+        """Why this node cannot take part in ownership now, or None."""
         ...
 
     def owner_of(self, prefix: str) -> OwnerInfo:
@@ -67,9 +141,11 @@ class Ownership(Protocol):
 
 
 class SingleNodeOwnership:
-    """This node owns every prefix at epoch 1 (one cache process per database)."""
+    """This node owns every prefix at epoch 1: the store is alone on its database."""
 
     EPOCH = 1
+    exclusive = True
+    token = None
 
     def __init__(
         self, node_id: str, address: Callable[[], str], clock: Clock, lease_seconds: float
@@ -79,7 +155,7 @@ class SingleNodeOwnership:
         self._clock = clock
         self._lease_seconds = lease_seconds
 
-    async def start(self) -> None:
+    async def start(self, owned: Owned) -> None:
         return None
 
     async def stop(self) -> None:
@@ -87,6 +163,21 @@ class SingleNodeOwnership:
 
     async def admit(self, prefix: str) -> int:
         return self.EPOCH
+
+    def current_epoch(self, prefix: str) -> int | None:
+        return self.EPOCH
+
+    def route(self, prefix: str) -> OwnerInfo | None:
+        return None
+
+    def refusal(self, prefix: str, epoch: int) -> ServiceError:
+        return NotOwner(prefix, None, "the write was refused")
+
+    async def release(self, prefix: str) -> bool:
+        return False
+
+    def problem(self) -> str | None:
+        return None
 
     def owner_of(self, prefix: str) -> OwnerInfo:
         # The lease is implicit and always renewed: report one lease period ahead.

@@ -41,10 +41,11 @@ class Readers:
         return await self._run("read", lambda: self._db.get_many(keys, now))
 
     async def load_recent(
-        self, now: float, budget: int, cost: Callable[[Row], int]
+        self, now: float, budget: int, cost: Callable[[Row], int], prefix: str | None = None
     ) -> tuple[list[Row], bool]:
-        """The newest live rows that fit `budget`, and whether that was all of them."""
-        return await self._run("load", lambda: self._db.load_recent(now, budget, cost))
+        """The newest live rows (of `prefix`, or all) that fit `budget`, and whether that
+        was all of them."""
+        return await self._run("load", lambda: self._db.load_recent(now, budget, cost, prefix))
 
     async def key_counts(self, now: float) -> dict[str, int]:
         """Live rows per prefix."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 
 import grpc
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
@@ -13,13 +16,18 @@ from services.cache.clock import Clock, SystemClock
 from services.cache.config import CacheSettings
 from services.cache.db import CacheDb
 from services.cache.keys import KeyRules
-from services.cache.ownership import SingleNodeOwnership
+from services.cache.lease_db import Incarnation, LeaseDb
+from services.cache.lease_metrics import OwnershipMetrics
+from services.cache.leases import LeaseOwnership
+from services.cache.liveness import host_key
+from services.cache.routing import Peers, Router
 from services.cache.servicer import CacheServicer
 from services.cache.stats import CacheStats
 from services.cache.store import CacheStore
 from services.cache.sweeper import Sweeper
 from services.cache.ttl_policy import TtlPolicy
 from services.common.auth import AdminAuth
+from services.common.config import parse_address
 from services.common.server import GrpcProcess
 
 log = logging.getLogger(__name__)
@@ -43,15 +51,27 @@ class CacheServer:
             settings.db_url,
             synchronous=settings.sqlite_synchronous,
             pool_size=settings.read_threads + 2,
+            idle_transaction_timeout=settings.lease_seconds,
+        )
+        me = Incarnation(
+            node_id=settings.node_id,
+            token=secrets.token_hex(8),
+            pid=os.getpid(),
+            host=host_key(),
+        )
+        metrics = OwnershipMetrics(registry)
+        self.ownership = LeaseOwnership(
+            LeaseDb(self.db, me, self.advertised_address, settings.lease_seconds, clock.monotonic),
+            metrics,
+            monotonic=clock.monotonic,
+            detect_exits=settings.detect_local_exits,
         )
         self.store = CacheStore(
             self.db,
             keys=KeyRules(settings.prefix_depth),
             ttl=TtlPolicy(settings.default_ttl, settings.max_ttl),
             stats=CacheStats(registry, settings.max_prefix_labels),
-            ownership=SingleNodeOwnership(
-                settings.node_id, self.advertised_address, clock, settings.lease_seconds
-            ),
+            ownership=self.ownership,
             clock=clock,
             limits=StoreLimits(
                 max_memory_bytes=settings.max_memory_bytes,
@@ -63,8 +83,16 @@ class CacheServer:
             ),
         )
         self.sweeper = Sweeper(self.store, settings.sweep_seconds)
+        self.peers = Peers(settings.server.tls)
         self.servicer = CacheServicer(
             self.store,
+            Router(
+                self.ownership,
+                self.peers,
+                metrics,
+                node_id=settings.node_id,
+                address=self.advertised_address,
+            ),
             auth=AdminAuth(settings.admin_token),
             enabled=settings.enabled,
             node_id=settings.node_id,
@@ -76,8 +104,14 @@ class CacheServer:
         cache_pb2_grpc.add_CacheServiceServicer_to_server(self.servicer, server)
 
     def advertised_address(self) -> str:
-        """Where clients reach this node: CACHE_ADVERTISE_ADDR, else the bound address."""
-        return self.settings.advertise_addr or self.process.address
+        """Where peers and clients reach this node: CACHE_ADVERTISE_ADDR, else the bound
+        address (with this host's name for a wildcard host, which nobody can dial)."""
+        if self.settings.advertise_addr:
+            return self.settings.advertise_addr
+        host, port = parse_address(self.process.address)
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @property
     def address(self) -> str:
@@ -98,6 +132,7 @@ class CacheServer:
     async def _close(self) -> None:
         await self.sweeper.stop()
         await self.store.close()
+        await self.peers.close()
 
 
 async def serve(settings: CacheSettings) -> int:

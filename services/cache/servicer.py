@@ -17,6 +17,7 @@ from google.protobuf import struct_pb2
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache import health
 from services.cache.ownership import OwnerInfo
+from services.cache.routing import Router
 from services.cache.stats import Snapshot, hit_rate
 from services.cache.store import CacheStore, Hit
 from services.common.auth import AdminAuth
@@ -42,10 +43,20 @@ def _rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
 
 
 class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
-    """The CacheService over one CacheStore."""
+    """The CacheService over one CacheStore; calls on prefixes owned elsewhere are
+    forwarded there by the router (the data RPCs), or answered from here (the rest)."""
 
-    def __init__(self, store: CacheStore, *, auth: AdminAuth, enabled: bool, node_id: str) -> None:
+    def __init__(
+        self,
+        store: CacheStore,
+        router: Router,
+        *,
+        auth: AdminAuth,
+        enabled: bool,
+        node_id: str,
+    ) -> None:
         self._store = store
+        self._router = router
         self._auth = auth
         self._enabled = enabled
         self._node_id = node_id
@@ -61,54 +72,108 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     @_rpc
     async def Get(self, request: cache_pb2.GetRequest, context: Context) -> cache_pb2.GetResponse:
         self._require_enabled()
-        hit = await self._store.get(request.key)
-        reply = cache_pb2.GetResponse(key=request.key, found=hit is not None)
-        if hit is not None:
-            _fill(reply, hit)
-        return reply
+        prefix = self._store.keys.prefix_of(request.key, "key")
+
+        async def here() -> cache_pb2.GetResponse:
+            hit = await self._store.get(request.key)
+            reply = cache_pb2.GetResponse(key=request.key, found=hit is not None)
+            if hit is not None:
+                _fill(reply, hit)
+            return reply
+
+        return await self._router.one(context, "Get", prefix, request, here)
 
     @_rpc
     async def Set(self, request: cache_pb2.SetRequest, context: Context) -> cache_pb2.SetResponse:
         self._require_enabled()
         blob = _blob(request.value, request.HasField("value"), "value")
-        ttl = await self._store.set(request.key, blob, request.ttl_seconds)
-        return cache_pb2.SetResponse(key=request.key, ttl_seconds=ttl)
+        entry = self._store.admission.entry(request.key, blob, request.ttl_seconds)
+
+        async def here() -> cache_pb2.SetResponse:
+            await self._store.write([entry])
+            return cache_pb2.SetResponse(key=request.key, ttl_seconds=entry.ttl)
+
+        return await self._router.one(context, "Set", entry.prefix, request, here)
 
     @_rpc
     async def Delete(
         self, request: cache_pb2.DeleteRequest, context: Context
     ) -> cache_pb2.DeleteResponse:
         self._require_enabled()
-        deleted = await self._store.delete(request.key)
-        return cache_pb2.DeleteResponse(key=request.key, deleted=deleted)
+        prefix = self._store.keys.prefix_of(request.key, "key")
+
+        async def here() -> cache_pb2.DeleteResponse:
+            deleted = await self._store.delete(request.key)
+            return cache_pb2.DeleteResponse(key=request.key, deleted=deleted)
+
+        return await self._router.one(context, "Delete", prefix, request, here)
 
     @_rpc
     async def MGet(
         self, request: cache_pb2.MGetRequest, context: Context
     ) -> cache_pb2.MGetResponse:
         self._require_enabled()
-        hits = await self._store.mget(request.keys)
-        reply = cache_pb2.MGetResponse()
-        for key, hit in zip(request.keys, hits, strict=True):
-            result = reply.results.add(key=key, found=hit is not None)
-            if hit is not None:
-                _fill(result, hit)
-        return reply
+        keys = list(request.keys)
+        self._store.admission.batch(len(keys), "keys")
+        prefixes = [self._store.keys.prefix_of(key, f"keys[{i}]") for i, key in enumerate(keys)]
+
+        async def here(indexes: list[int]) -> list[cache_pb2.MGetResult]:
+            hits = await self._store.mget([keys[i] for i in indexes])
+            results = []
+            for i, hit in zip(indexes, hits, strict=True):
+                result = cache_pb2.MGetResult(key=keys[i], found=hit is not None)
+                if hit is not None:
+                    _fill(result, hit)
+                results.append(result)
+            return results
+
+        parts = await self._router.fan_out(
+            context,
+            "MGet",
+            prefixes,
+            local=here,
+            request_for=lambda indexes: cache_pb2.MGetRequest(keys=[keys[i] for i in indexes]),
+            from_reply=lambda reply: list(reply.results),
+        )
+        ordered: dict[int, cache_pb2.MGetResult] = {}
+        for indexes, results in parts:
+            ordered.update(zip(indexes, results, strict=True))
+        return cache_pb2.MGetResponse(results=[ordered[i] for i in range(len(keys))])
 
     @_rpc
     async def MSet(
         self, request: cache_pb2.MSetRequest, context: Context
     ) -> cache_pb2.MSetResponse:
         self._require_enabled()
-        items = [
-            (
+        self._store.admission.batch(len(request.items), "items")
+        # Every item is checked before any is written, wherever it is written.
+        entries = [
+            self._store.admission.entry(
                 item.key,
                 _blob(item.value, item.HasField("value"), f"items[{i}].value"),
                 item.ttl_seconds,
+                f"items[{i}].",
             )
             for i, item in enumerate(request.items)
         ]
-        return cache_pb2.MSetResponse(written=await self._store.mset(items))
+        if not entries:
+            return cache_pb2.MSetResponse(written=0)
+
+        async def here(indexes: list[int]) -> int:
+            await self._store.write([entries[i] for i in indexes])
+            return len(indexes)
+
+        parts = await self._router.fan_out(
+            context,
+            "MSet",
+            [e.prefix for e in entries],
+            local=here,
+            request_for=lambda indexes: cache_pb2.MSetRequest(
+                items=[request.items[i] for i in indexes]
+            ),
+            from_reply=lambda reply: int(reply.written),
+        )
+        return cache_pb2.MSetResponse(written=sum(written for _, written in parts))
 
     @_rpc
     async def Clear(
@@ -116,8 +181,13 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     ) -> cache_pb2.ClearResponse:
         self._auth.check(tuple(context.invocation_metadata() or ()), "Clear")
         self._require_enabled()
-        deleted = await self._store.clear(request.prefix)
-        return cache_pb2.ClearResponse(prefix=request.prefix, deleted=deleted)
+        prefix = self._store.keys.check_prefix(request.prefix, "prefix")
+
+        async def here() -> cache_pb2.ClearResponse:
+            deleted = await self._store.clear(prefix)
+            return cache_pb2.ClearResponse(prefix=prefix, deleted=deleted)
+
+        return await self._router.one(context, "Clear", prefix, request, here)
 
     @_rpc
     async def Health(

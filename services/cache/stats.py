@@ -124,6 +124,11 @@ class CacheStats:
             "Group-commit transactions that failed (their writes were refused).",
             registry=registry,
         )
+        self.fenced = Counter(
+            "cache_fenced_writes_total",
+            "Writes refused at commit because their lease epoch was no longer current.",
+            registry=registry,
+        )
         self._series: dict[str, _Series] = {}
         self._evictions = 0
         self._expired = 0
@@ -185,6 +190,10 @@ class CacheStats:
             self._commits += 1
         else:
             self.commit_failures.inc()
+
+    def refused(self, count: int) -> None:
+        """Writes refused by their fence (cache_fenced_writes_total)."""
+        self.fenced.inc(count)
 
     def set_keys(self, counts: Mapping[str, int]) -> None:
         """Record live keys per prefix (as counted in the database or in full memory)."""

@@ -26,6 +26,7 @@ from services.cache.overlay import MISS, NOT_IN_MEMORY, Overlay, Seen
 from services.cache.ownership import Ownership
 from services.cache.readers import Readers
 from services.cache.stats import CacheStats
+from services.cache.tenure import Tenure, settled
 from services.cache.ttl_policy import TtlPolicy, remaining_seconds
 from services.cache.writes import ClearPrefix, Put, Remove, Sweep, WriteOp
 from services.common.errors import ServiceError
@@ -69,12 +70,20 @@ class CacheStore:
         self.overlay = Overlay()
         self.gates = PrefixGates(limits.max_prefix_queue)
         self.committer = GroupCommitter(
-            self._apply, self._settle, max_batch=limits.commit_max_batch, observe=self._observe
+            self._apply,
+            self._settle,
+            max_batch=limits.commit_max_batch,
+            observe=self._observe,
+            refuse=self._refuse,
         )
         self.readers = Readers(db, limits.read_threads)
-        # True while memory holds every live committed entry, so a memory miss
-        # is a definitive miss; false from the first eviction or failed commit.
+        # True while memory holds every live committed entry (a store alone on its
+        # database, loaded whole at open), so a memory miss is a definitive miss;
+        # false from the first eviction or failed commit.
         self.complete = False
+        # The same, per prefix: those loaded whole when their lease was acquired.
+        self.complete_prefixes: set[str] = set()
+        self.tenure = Tenure(self)
         self.is_open = False
         self.last_commit_error: str | None = None
         self._seq = 0
@@ -83,25 +92,30 @@ class CacheStore:
     # -- lifecycle ---------------------------------------------------------
 
     async def open(self) -> None:
-        """Create the schema, load recent entries into memory, start committing."""
+        """Create the schema, start committing, join the owners.
+
+        A store alone on its database loads its newest entries into memory now;
+        a store sharing it loads each prefix when it acquires its lease.
+        """
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.committer.executor, self.db.create_schema)
-        rows, complete = await self.readers.load_recent(
-            self.clock.now(),
-            self.limits.max_memory_bytes,
-            lambda row: entry_size(row.key, row.blob),
-        )
-        for row in reversed(rows):  # oldest first, so the newest ends most recently used
-            self.memory.put(row.key, row.prefix, row.blob, row.expires_at)
-        self.complete = complete
+        if self.ownership.exclusive:
+            rows, complete = await self.readers.load_recent(
+                self.clock.now(),
+                self.limits.max_memory_bytes,
+                lambda row: entry_size(row.key, row.blob),
+            )
+            for row in reversed(rows):  # oldest first, so the newest ends most recently used
+                self.memory.put(row.key, row.prefix, row.blob, row.expires_at)
+            self.complete = complete
         self.committer.start()
-        await self.ownership.start()
+        await self.ownership.start(self.tenure)
         self.is_open = True
         log.info(
             "cache store open: %d entries in memory (%d bytes), memory holds all: %s",
             len(self.memory),
             self.memory.bytes,
-            complete,
+            self.complete,
         )
 
     async def close(self) -> None:
@@ -109,6 +123,8 @@ class CacheStore:
         self.is_open = False
         await self.committer.close()
         await self.ownership.stop()
+        await self.tenure.stop()
+        self.committer.shutdown()
         self.readers.close()
         self.db.dispose()
 
@@ -151,16 +167,16 @@ class CacheStore:
     ) -> None:
         for _attempt in range(_READ_ATTEMPTS):
             async with self.gates.hold(prefix):
-                await self.ownership.admit(prefix)
+                epoch = await self.ownership.admit(prefix)
                 now = self.clock.now()
                 seen = {keys[i]: self._peek(keys[i], prefix, now) for i in indexes}
                 unknown = [key for key, s in seen.items() if s.unknown]
                 if unknown:
                     rows = await self.readers.rows(unknown, now)
                     for key in unknown:
-                        seen[key] = self._fill(key, prefix, rows.get(key))
+                        seen[key] = self._fill(key, prefix, rows.get(key), epoch)
             # The output gate: what we saw may include writes not yet durable.
-            if not await _all_committed({s.wait for s in seen.values() if s.wait is not None}):
+            if not await settled({s.wait for s in seen.values() if s.wait is not None}):
                 continue  # a write we would have revealed failed: look again
             for i in indexes:
                 s = seen[keys[i]]
@@ -185,15 +201,20 @@ class CacheStore:
                 return Seen(entry.blob, entry.expires_at)
             self.memory.remove(key)  # expired: the sweeper deletes the row
             return MISS
-        return MISS if self.complete else NOT_IN_MEMORY
+        return MISS if self.complete or prefix in self.complete_prefixes else NOT_IN_MEMORY
 
-    def _fill(self, key: str, prefix: str, row: Row | None) -> Seen:
+    def _fill(self, key: str, prefix: str, row: Row | None, epoch: int) -> Seen:
         if row is None:
             return MISS
         # Re-admit what the database had. Under the prefix gate no write of this
         # key can be admitted meanwhile; the check keeps an older row from ever
-        # landing over a newer write should that change.
-        if not self.overlay.touches(key, prefix) and key not in self.memory:
+        # landing over a newer write should that change. A lease lost (or lost and
+        # regained) during the read makes the row too old to remember.
+        if (
+            self.ownership.current_epoch(prefix) == epoch
+            and not self.overlay.touches(key, prefix)
+            and key not in self.memory
+        ):
             self._evicted(self.memory.put(key, prefix, row.blob, row.expires_at))
         return Seen(row.blob, row.expires_at)
 
@@ -202,7 +223,7 @@ class CacheStore:
     async def set(self, key: str, blob: bytes, ttl_seconds: int = 0) -> int:
         """Store one entry; returns the TTL applied. Returns after the commit."""
         entry = self.admission.entry(key, blob, ttl_seconds)
-        await self._write(entry)
+        await self.write([entry])
         return entry.ttl
 
     async def mset(self, items: Sequence[tuple[str, bytes, int]]) -> int:
@@ -213,10 +234,11 @@ class CacheStore:
             for i, (key, blob, ttl) in enumerate(items)
         ]
         if entries:
-            await self._write(*entries)
+            await self.write(entries)
         return len(entries)
 
-    async def _write(self, *entries: NewEntry) -> None:
+    async def write(self, entries: Sequence[NewEntry]) -> None:
+        """Write validated entries in one transaction; returns after the commit."""
         self._check_open()
         prefixes = {e.prefix for e in entries}
         async with self.gates.hold_all(prefixes):
@@ -282,8 +304,8 @@ class CacheStore:
 
     # -- the committer's side (writer thread, then the event loop) -------------
 
-    def _apply(self, ops: Sequence[WriteOp]) -> list[object]:
-        return self.db.apply(ops, self.clock.now())
+    def _apply(self, submissions: Sequence[Sequence[WriteOp]]) -> list[list[object] | None]:
+        return self.db.apply(submissions, self.clock.now(), self.ownership.token)
 
     def _settle(self, ops: Sequence[WriteOp], results: list[object] | None) -> None:
         if results is None:
@@ -296,13 +318,19 @@ class CacheStore:
                     self.memory.remove(op.key)
                 self.overlay.settle(op)
             self.complete = False
+            self.complete_prefixes.clear()
             self.last_commit_error = "the last commit failed"
             return
         # Counted here, not in the handlers: a write whose caller gave up
         # waiting still committed.
         for op, result in zip(ops, results, strict=True):
             if isinstance(op, Put):
-                self._evicted(self.memory.put(op.key, op.prefix, op.blob, op.expires_at))
+                # Remembered only by the tenure that wrote it: after a lease changed
+                # hands, memory of the prefix starts again from the database.
+                if self.ownership.current_epoch(op.prefix) == op.epoch:
+                    self._evicted(self.memory.put(op.key, op.prefix, op.blob, op.expires_at))
+                else:
+                    self.memory.remove(op.key)
                 self.stats.stored(op.prefix)
             elif isinstance(op, Remove):
                 self.memory.remove(op.key)
@@ -315,9 +343,25 @@ class CacheStore:
             self.overlay.settle(op)
         self.last_commit_error = None
 
+    def _refuse(self, ops: Sequence[WriteOp]) -> ServiceError:
+        """A submission fenced at commit: forget it; the error says who owns the prefix."""
+        stale = ops[0]
+        for op in ops:
+            self.overlay.settle(op)
+            if isinstance(op, ClearPrefix):
+                self.memory.remove_prefix(op.prefix)
+            elif not isinstance(op, Sweep):
+                self.memory.remove(op.key)
+                if self.ownership.current_epoch(op.prefix) != op.epoch:
+                    stale = op
+        self.stats.refused(len(ops))
+        assert not isinstance(stale, Sweep)
+        return self.ownership.refusal(stale.prefix, stale.epoch)
+
     def _evicted(self, count: int) -> None:
         if count:
             self.complete = False
+            self.complete_prefixes.clear()
             self.stats.evicted(count)
 
     def _observe(self, size: int, seconds: float, ok: bool) -> None:
@@ -327,14 +371,3 @@ class CacheStore:
 def _count(result: object) -> int:
     assert isinstance(result, int), result
     return int(result)
-
-
-async def _all_committed(waits: set[asyncio.Future[list[object]]]) -> bool:
-    """Wait for every commit in `waits`; False when any of them failed."""
-    ok = True
-    for wait in waits:
-        try:
-            await asyncio.shield(wait)
-        except ServiceError:
-            ok = False
-    return ok

@@ -87,6 +87,9 @@ async def test_writes_admitted_while_the_writer_is_busy_commit_as_one_group(
             stub.Set(cache_pb2.SetRequest(key=f"stock:{i}", value=to_value(i)))
         )
 
+    # The prefix's lease is taken on the writer thread: take it before parking that.
+    await put(-1)
+    assert store.committer.commits == 1
     with writer_blocked(store):
         # The first write is taken for a transaction at once and waits for the
         # writer thread; the 63 sent meanwhile queue up behind it.
@@ -97,9 +100,9 @@ async def test_writes_admitted_while_the_writer_is_busy_commit_as_one_group(
     await asyncio.gather(*sets)
     bucket = registry.get_sample_value
 
-    assert store.committer.commits == 2
-    assert bucket("cache_commit_batch_size_count") == 2
-    assert bucket("cache_commit_batch_size_sum") == 64
-    assert bucket("cache_commit_batch_size_bucket", {"le": "1.0"}) == 1
-    assert bucket("cache_commit_batch_size_bucket", {"le": "32.0"}) == 1
-    assert bucket("cache_commit_batch_size_bucket", {"le": "64.0"}) == 2
+    assert store.committer.commits == 1 + 2
+    assert bucket("cache_commit_batch_size_count") == 1 + 2
+    assert bucket("cache_commit_batch_size_sum") == 1 + 64
+    assert bucket("cache_commit_batch_size_bucket", {"le": "1.0"}) == 1 + 1
+    assert bucket("cache_commit_batch_size_bucket", {"le": "32.0"}) == 1 + 1
+    assert bucket("cache_commit_batch_size_bucket", {"le": "64.0"}) == 1 + 2

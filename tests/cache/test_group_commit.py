@@ -24,14 +24,15 @@ class Recorder:
         self.fail = fail
         self.in_first = threading.Event()
 
-    def apply(self, ops: Sequence[WriteOp]) -> list[object]:
+    def apply(self, submissions: Sequence[Sequence[WriteOp]]) -> list[list[object] | None]:
         if not self.batches:
             self.in_first.set()
             self.hold_first.wait(timeout=30)
+        ops = [op for ops in submissions for op in ops]
         self.batches.append([op.key for op in ops if isinstance(op, Put)])
         if self.fail:
             raise RuntimeError("disk on fire")
-        return [None] * len(ops)
+        return [[None] * len(ops) for ops in submissions]
 
 
 def _put(i: int) -> Put:

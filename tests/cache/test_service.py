@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -255,7 +256,12 @@ async def test_clear_is_refused_when_no_admin_token_is_configured(
         await server.stop()
 
 
-async def test_ownership_answers_for_this_single_node(server: CacheServer, stub: Stub) -> None:
+async def test_ownership_of_a_lone_node(server: CacheServer, stub: Stub) -> None:
+    # Alone, the node is every prefix's owner; a prefix's lease is taken on first use.
+    ask = cache_pb2.GetOwnershipRequest(prefix="stock")
+    before = (await stub.GetOwnership(ask)).owner
+    assert (before.node_id, before.address, before.epoch) == ("node-a", server.address, 0)
+    await put(stub, "stock:AAPL", 1)
     for asked in ("stock", "stock:AAPL:2025"):
         owner = (await stub.GetOwnership(cache_pb2.GetOwnershipRequest(prefix=asked))).owner
         assert (owner.prefix, owner.node_id, owner.address, owner.epoch) == (
@@ -264,9 +270,12 @@ async def test_ownership_answers_for_this_single_node(server: CacheServer, stub:
             server.address,
             1,
         )
+        assert owner.expires_at > time.time()
     listed = await stub.ListOwners(cache_pb2.ListOwnersRequest())
-    assert [(m.node_id, m.alive) for m in listed.members] == [("node-a", True)]
-    assert [(o.prefix, o.node_id) for o in listed.owners] == [("*", "node-a")]
+    assert [(m.node_id, m.address, m.alive) for m in listed.members] == [
+        ("node-a", server.address, True)
+    ]
+    assert [(o.prefix, o.node_id, o.epoch) for o in listed.owners] == [("stock", "node-a", 1)]
 
 
 async def test_health_rpc_and_grpc_health(server: CacheServer, stub: Stub) -> None:

@@ -1,0 +1,394 @@
+"""Ownership across processes: one lease per prefix in the shared database.
+
+Local validity: a lease counts as ours only until `started + lease - margin` on
+this process's monotonic clock, where `started` was read before the transaction
+that acquired or renewed it began. The database's expiry is at least `lease`
+after that start, so we stop serving a prefix (margin) before any other process
+may take it. Writes are fenced by epoch in the commit's own transaction (db.py),
+which covers what local validity cannot: a commit already under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+
+from services.cache.lease_db import Beat, Claim, LeaseDb
+from services.cache.lease_metrics import OwnershipMetrics
+from services.cache.liveness import has_exited
+from services.cache.membership import View, preferred
+from services.cache.ownership import MemberInfo, NotOwner, Owned, OwnerInfo
+from services.common.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Local validity ends this share of a lease before the database's expiry.
+MARGIN = 0.25
+# Heartbeats (renewals) run this often, as a share of the lease.
+TICK = 0.25
+
+
+@dataclass(slots=True)
+class _Held:
+    epoch: int
+    # Monotonic deadline of local validity.
+    valid_until: float
+    # Database-clock expiry (reported by GetOwnership).
+    expires_at: float
+    # Monotonic start of the transaction that gave it to us.
+    since: float
+    releasing: bool = False
+
+
+class LeaseOwnership:
+    """Leases, membership and rebalancing for one process; see the module docstring."""
+
+    exclusive = False
+
+    def __init__(
+        self,
+        db: LeaseDb,
+        metrics: OwnershipMetrics,
+        *,
+        monotonic: Callable[[], float],
+        detect_exits: bool = True,
+    ) -> None:
+        self._db = db
+        self.node_id = db.me.node_id
+        self.token: str | None = db.me.token
+        self._host = db.me.host if detect_exits else ""
+        self._metrics = metrics
+        self._monotonic = monotonic
+        self.lease_seconds = db.lease_seconds
+        self._held: dict[str, _Held] = {}
+        self._view = View(started=monotonic(), db_now=0.0)
+        self._member_until = float("-inf")
+        self._last_error = "no heartbeat yet"
+        self._owned: Owned | None = None
+        self._stop = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._acquiring: dict[str, asyncio.Future[Claim | None]] = {}
+        self._handing: set[str] = set()
+        # After a failed on-demand acquisition, requests wait this long to try again.
+        self._retry_at: dict[str, float] = {}
+        metrics.watch(lambda: len(self._held), lambda: len(self._view.alive(monotonic())))
+
+    @property
+    def margin(self) -> float:
+        return self.lease_seconds * MARGIN
+
+    @property
+    def tick(self) -> float:
+        return self.lease_seconds * TICK
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self, owned: Owned) -> None:
+        """First heartbeat (a database that cannot take it fails the start), then renew."""
+        self._owned = owned
+        self._absorb(await self._on_writer(self._db.heartbeat))
+        self._rebalance()
+        self._loop = asyncio.get_running_loop().create_task(self._run(), name="cache-leases")
+
+    async def stop(self) -> None:
+        """Stop renewing, release every lease and leave the membership."""
+        self._stop.set()
+        if self._loop is not None:
+            await self._loop
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._owned is None:
+            return
+        try:
+            released = await self._on_writer(self._db.leave)
+        except Exception as exc:
+            log.warning("could not release leases on stop (they will expire): %s", exc)
+            return
+        self._metrics.releases.inc(len(self._held))
+        self._held.clear()
+        log.info("released %d prefix leases and left the membership", released)
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.tick)
+            if self._stop.is_set():
+                return
+            try:
+                beat = await self._on_writer(self._db.heartbeat)
+            except Exception as exc:
+                self._failed(exc)
+                continue
+            self._absorb(beat)
+            self._rebalance()
+
+    def _failed(self, exc: Exception) -> None:
+        first = self._last_error == ""
+        self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        log.log(logging.WARNING if first else logging.DEBUG, "lease heartbeat failed: %s", exc)
+
+    async def _on_writer(self, fn: Callable[[], T]) -> T:
+        assert self._owned is not None, "start() first"
+        return await asyncio.get_running_loop().run_in_executor(self._owned.writer, fn)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- what heartbeats and claims tell us ------------------------------------
+
+    def _absorb(self, beat: Beat) -> None:
+        exited = frozenset(m.token for m in beat.members if has_exited(m.pid, m.host, self._host))
+        leases = {lease.prefix: lease for lease in beat.leases}
+        self._view = View(beat.started, beat.db_now, beat.members, leases, exited)
+        self._member_until = beat.started + self.lease_seconds - self.margin
+        self._last_error = ""
+        until = beat.started + self.lease_seconds - self.margin
+        for prefix, held in list(self._held.items()):
+            if held.since > beat.started:
+                continue  # acquired after this heartbeat read the table
+            if beat.renewed.get(prefix) == held.epoch:
+                held.valid_until = max(held.valid_until, until)
+                held.expires_at = beat.db_now + self.lease_seconds
+            else:
+                self._drop(prefix, lost=not held.releasing)
+        for prefix, epoch in beat.renewed.items():
+            if prefix not in self._held:
+                # Ours in the database, unknown here (an acquisition whose reply was
+                # lost): adopt it like a fresh one.
+                self._take(prefix, epoch, beat.started, beat.db_now + self.lease_seconds)
+
+    def _claimed(self, claim: Claim) -> None:
+        lease = claim.lease
+        self._view.leases[lease.prefix] = lease
+        prefix = lease.prefix
+        if not claim.acquired:
+            self._retry_at[prefix] = self._monotonic() + self.tick / 4
+            return
+        self._retry_at.pop(prefix, None)
+        held = self._held.get(prefix)
+        if held is not None and held.epoch == lease.epoch:
+            held.valid_until = max(
+                held.valid_until, claim.started + self.lease_seconds - self.margin
+            )
+            held.expires_at = lease.expires_at
+            return
+        if held is not None:
+            self._drop(prefix, lost=True)
+        self._take(prefix, lease.epoch, claim.started, lease.expires_at)
+        previous = claim.previous
+        if previous is not None and previous.owner_token != self.token:
+            self._metrics.takeovers.inc()
+            log.info(
+                "took over prefix %r from %s (epoch %d -> %d)",
+                prefix,
+                previous.owner_id,
+                previous.epoch,
+                lease.epoch,
+            )
+
+    def _take(self, prefix: str, epoch: int, started: float, expires_at: float) -> None:
+        valid_until = started + self.lease_seconds - self.margin
+        self._held[prefix] = _Held(epoch, valid_until, expires_at, started)
+        self._metrics.acquisitions.inc()
+        assert self._owned is not None
+        self._owned.acquired(prefix, epoch)
+
+    def _drop(self, prefix: str, *, lost: bool) -> None:
+        del self._held[prefix]
+        if lost:
+            self._metrics.losses.inc()
+            log.warning("lost the lease of prefix %r", prefix)
+        assert self._owned is not None
+        self._owned.lost(prefix)
+
+    # -- rebalancing -------------------------------------------------------------
+
+    def _rebalance(self) -> None:
+        """Hand over what another live member should own; take what is free and ours."""
+        if self.problem() is not None:
+            return
+        now = self._monotonic()
+        alive = self._alive_ids(now)
+        for prefix, held in self._held.items():
+            if (
+                prefix not in self._handing
+                and not held.releasing
+                and preferred(prefix, alive) != self.node_id
+            ):
+                self._handing.add(prefix)
+                self._spawn(self._hand_over(prefix))
+        for prefix in self._view.leases:
+            if (
+                prefix not in self._held
+                and prefix not in self._acquiring
+                and self._view.is_free(prefix, now)
+                and preferred(prefix, alive) == self.node_id
+            ):
+                self._spawn(self._acquire(prefix))
+
+    async def _hand_over(self, prefix: str) -> None:
+        try:
+            assert self._owned is not None
+            await self._owned.hand_over(prefix)
+        finally:
+            self._handing.discard(prefix)
+
+    async def release(self, prefix: str) -> bool:
+        """Give up our lease on `prefix` now (the store has let its commits land)."""
+        held = self._held.get(prefix)
+        if held is None:
+            return False
+        held.releasing = True
+        try:
+            await self._on_writer(lambda: self._db.release({prefix: held.epoch}))
+        except Exception as exc:
+            held.releasing = False
+            log.warning("could not release prefix %r: %s", prefix, exc)
+            return False
+        if self._held.get(prefix) is held:
+            del self._held[prefix]
+            self._metrics.releases.inc()
+        log.info("handed over prefix %r (epoch %d)", prefix, held.epoch)
+        return True
+
+    async def _acquire(self, prefix: str) -> Claim | None:
+        """One acquisition attempt at a time per prefix; None when the database failed."""
+        pending = self._acquiring.get(prefix)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
+        self._acquiring[prefix] = future
+        exited = self._view.exited
+        claim: Claim | None = None
+        try:
+            claim = await self._on_writer(lambda: self._db.acquire(prefix, exited))
+            self._claimed(claim)
+        except Exception as exc:
+            log.warning("could not acquire prefix %r: %s", prefix, exc)
+            self._retry_at[prefix] = self._monotonic() + self.tick / 4
+        finally:
+            del self._acquiring[prefix]
+            if not future.done():
+                future.set_result(claim)
+        return claim
+
+    # -- the store's and the router's questions ----------------------------------
+
+    async def admit(self, prefix: str) -> int:
+        """The epoch to serve `prefix` under, acquiring it if it is free and ours to take."""
+        held = self._held.get(prefix)
+        if held is not None:
+            if held.releasing:
+                raise NotOwner(prefix, self._remote_owner(prefix), "this node is handing it over")
+            if self._monotonic() < held.valid_until:
+                return held.epoch
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"prefix {prefix!r}: this node's lease may have lapsed (its renewals are "
+                f"failing: {self._last_error or 'slow database'}); retry shortly",
+            )
+        problem = self.problem()
+        if problem is not None:
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"prefix {prefix!r}: this node cannot hold leases now ({problem}); "
+                "retry on another node",
+            )
+        now = self._monotonic()
+        if preferred(prefix, self._alive_ids(now)) != self.node_id:
+            raise NotOwner(prefix, self._remote_owner(prefix), "this node does not own it")
+        if now >= self._retry_at.get(prefix, 0.0):
+            await self._acquire(prefix)
+        held = self._held.get(prefix)
+        if held is not None and not held.releasing and self._monotonic() < held.valid_until:
+            return held.epoch
+        raise NotOwner(prefix, self._remote_owner(prefix), "another node holds its lease")
+
+    def current_epoch(self, prefix: str) -> int | None:
+        held = self._held.get(prefix)
+        return None if held is None else held.epoch
+
+    def route(self, prefix: str) -> OwnerInfo | None:
+        if prefix in self._held or self.problem() is not None:
+            # Held: serve it. No membership: admit() answers why.
+            return None
+        now = self._monotonic()
+        if preferred(prefix, self._alive_ids(now)) == self.node_id:
+            return None  # ours to take: admit() acquires it (or learns who holds it)
+        return self._remote_owner(prefix)
+
+    def refusal(self, prefix: str, epoch: int) -> ServiceError:
+        owner = self._remote_owner(prefix) if prefix not in self._held else None
+        return NotOwner(
+            prefix, owner, f"the write was refused: this node's lease epoch {epoch} is not current"
+        )
+
+    def problem(self) -> str | None:
+        age = self._monotonic() - self._member_until
+        if age < 0:
+            return None
+        return (
+            f"its membership heartbeat has not succeeded in time "
+            f"(CACHE_LEASE_SECONDS={self.lease_seconds:g}): {self._last_error or 'slow database'}"
+        )
+
+    def _alive_ids(self, now: float) -> set[str]:
+        alive = {m.node_id for m in self._view.alive(now)}
+        if self.problem() is None:
+            alive.add(self.node_id)
+        else:
+            alive.discard(self.node_id)
+        return alive
+
+    def _remote_owner(self, prefix: str) -> OwnerInfo | None:
+        """Who serves `prefix` if not us: its holder, else the member that should take it."""
+        now = self._monotonic()
+        holder = self._view.holder(prefix, now)
+        if holder is not None and holder.owner_token != self.token:
+            return OwnerInfo(
+                prefix, holder.owner_id, holder.owner_addr, holder.epoch, holder.expires_at
+            )
+        target = preferred(prefix, self._alive_ids(now) - {self.node_id})
+        for member in self._view.alive(now):
+            if member.node_id == target:
+                return OwnerInfo(prefix, member.node_id, member.address, 0, 0.0)
+        return None
+
+    def owner_of(self, prefix: str) -> OwnerInfo:
+        held = self._held.get(prefix)
+        if held is not None:
+            return OwnerInfo(prefix, self.node_id, self._db.address(), held.epoch, held.expires_at)
+        if self.route(prefix) is None:
+            return OwnerInfo(prefix, self.node_id, self._db.address(), 0, 0.0)
+        return self._remote_owner(prefix) or OwnerInfo(prefix, "", "", 0, 0.0)
+
+    def members(self) -> list[MemberInfo]:
+        now = self._monotonic()
+        alive = {m.token for m in self._view.alive(now)}
+        newest: dict[str, MemberInfo] = {}
+        for m in sorted(self._view.members, key=lambda m: m.heartbeat_at):
+            newest[m.node_id] = MemberInfo(m.node_id, m.address, m.heartbeat_at, m.token in alive)
+        return [newest[node] for node in sorted(newest)]
+
+    def owners(self) -> list[OwnerInfo]:
+        now = self._monotonic()
+        found = {p: self.owner_of(p) for p in self._held}
+        for prefix in self._view.leases:
+            holder = self._view.holder(prefix, now)
+            if prefix not in found and holder is not None and holder.owner_token != self.token:
+                found[prefix] = OwnerInfo(
+                    prefix, holder.owner_id, holder.owner_addr, holder.epoch, holder.expires_at
+                )
+        return [found[p] for p in sorted(found)]

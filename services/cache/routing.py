@@ -1,0 +1,194 @@
+"""Serving a request where its prefix lives: here, or forwarded one hop to the owner.
+
+A forwarded call carries FORWARDED_BY, and a node never forwards such a call
+again: during a handover two nodes may each believe the other owns a prefix,
+and without the mark they would bounce the call between them. The node answers
+NotOwner instead, and the client retries at the owner it names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import grpc
+from google.rpc import status_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status
+
+from marketcache.v1 import cache_pb2_grpc
+from services.cache.lease_metrics import OwnershipMetrics
+from services.cache.ownership import NotOwner, OwnerInfo, Ownership
+from services.common.channels import open_channel
+from services.common.errors import ServiceError, status_details
+from services.common.tls import TlsConfig
+
+Context = grpc.aio.ServicerContext[Any, Any]
+R = TypeVar("R")
+
+FORWARDED_BY = "x-marketcache-forwarded-by"
+# Trailing metadata of a reply that was forwarded, one entry "<prefix>=<address>" per
+# prefix: clients learn where to go directly next time.
+OWNER_HEADER = "x-marketcache-owner"
+# A forwarded call without a deadline of its own gets this one (seconds).
+FORWARD_TIMEOUT = 10.0
+# Metadata a forwarded call carries on (admin calls need their token at the owner).
+_PASSED_ON = frozenset({"authorization"})
+
+
+class ForwardedError(ServiceError):
+    """The owner's error, passed back with its code and details (an OwnerRedirect too)."""
+
+    def __init__(self, error: grpc.aio.AioRpcError, owner: OwnerInfo) -> None:
+        super().__init__(
+            error.code(), f"forwarded to {owner.node_id} at {owner.address}: {error.details()}"
+        )
+        self._raw_details = status_details(error)
+
+    def to_status(self) -> grpc.Status:
+        status = status_pb2.Status(
+            code=self.code.value[0], message=self.message, details=self._raw_details
+        )
+        return rpc_status.to_status(status)
+
+
+class Peers:
+    """One channel per peer address, opened on first use."""
+
+    def __init__(self, tls: TlsConfig | None = None) -> None:
+        self._tls = tls
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, cache_pb2_grpc.CacheServiceAsyncStub] = {}
+
+    def stub(self, address: str) -> cache_pb2_grpc.CacheServiceAsyncStub:
+        """The stub of the node at `address`."""
+        stub = self._stubs.get(address)
+        if stub is None:
+            channel = self._channels[address] = open_channel(address, self._tls)
+            stub = self._stubs[address] = cache_pb2_grpc.CacheServiceStub(channel)
+        return stub
+
+    async def close(self) -> None:
+        """Close every channel."""
+        channels, self._channels, self._stubs = list(self._channels.values()), {}, {}
+        await asyncio.gather(*(channel.close(None) for channel in channels))
+
+
+def is_forwarded(context: Context) -> bool:
+    """Whether another cache node forwarded this call to us."""
+    return any(key == FORWARDED_BY for key, _ in context.invocation_metadata() or ())
+
+
+class Router:
+    """Splits a call's items by the node serving their prefix, runs each part, merges."""
+
+    def __init__(
+        self,
+        ownership: Ownership,
+        peers: Peers,
+        metrics: OwnershipMetrics,
+        *,
+        node_id: str,
+        address: Callable[[], str],
+    ) -> None:
+        self._ownership = ownership
+        self._peers = peers
+        self._metrics = metrics
+        self._node_id = node_id
+        self._address = address
+
+    async def one(
+        self,
+        context: Context,
+        method: str,
+        prefix: str,
+        request: Any,
+        local: Callable[[], Awaitable[R]],
+    ) -> R:
+        """A call on one prefix: served here or forwarded whole."""
+        parts = await self.fan_out(
+            context,
+            method,
+            [prefix],
+            local=lambda _: local(),
+            request_for=lambda _: request,
+            from_reply=lambda reply: cast("R", reply),
+        )
+        return parts[0][1]
+
+    async def fan_out(
+        self,
+        context: Context,
+        method: str,
+        prefixes: Sequence[str],
+        *,
+        local: Callable[[list[int]], Awaitable[R]],
+        request_for: Callable[[list[int]], Any],
+        from_reply: Callable[[Any], R],
+    ) -> list[tuple[list[int], R]]:
+        """Run the items (their `prefixes`) in parts, one per prefix here and one per
+        remote owner; returns each part's item indexes and result. Fails with the
+        first part that fails (the others still complete: atomic per prefix only)."""
+        forwarded = is_forwarded(context)
+        by_prefix: dict[str, list[int]] = {}
+        for index, prefix in enumerate(prefixes):
+            by_prefix.setdefault(prefix, []).append(index)
+        learned: list[tuple[str, str]] = []
+
+        async def remote(owner: OwnerInfo, indexes: list[int], owned: list[str]) -> R:
+            reply = await self._forward(method, request_for(indexes), context, owner)
+            learned.extend((prefix, owner.address) for prefix in owned)
+            return from_reply(reply)
+
+        async def here(prefix: str, indexes: list[int]) -> tuple[list[int], R]:
+            try:
+                return indexes, await local(indexes)
+            except NotOwner as exc:
+                # Our view was stale (the lease moved): one hop to the owner it names.
+                if forwarded or not self._elsewhere(exc.owner):
+                    raise
+                assert exc.owner is not None
+                return indexes, await remote(exc.owner, indexes, [prefix])
+
+        async def there(
+            owner: OwnerInfo, group: list[tuple[str, list[int]]]
+        ) -> tuple[list[int], R]:
+            indexes = sorted(i for _, idx in group for i in idx)
+            return indexes, await remote(owner, indexes, [prefix for prefix, _ in group])
+
+        jobs: list[Awaitable[tuple[list[int], R]]] = []
+        remote_groups: dict[str, tuple[OwnerInfo, list[tuple[str, list[int]]]]] = {}
+        for prefix, indexes in by_prefix.items():
+            owner = self._ownership.route(prefix)
+            if owner is None:
+                jobs.append(here(prefix, indexes))
+            elif forwarded or not self._elsewhere(owner):
+                known = owner if owner.address else None
+                raise NotOwner(prefix, known, "this node does not own it")
+            else:
+                remote_groups.setdefault(owner.address, (owner, []))[1].append((prefix, indexes))
+        jobs.extend(there(owner, group) for owner, group in remote_groups.values())
+        parts = list(await asyncio.gather(*jobs))
+        if learned:
+            context.set_trailing_metadata(
+                tuple((OWNER_HEADER, f"{prefix}={address}") for prefix, address in learned)
+            )
+        return parts
+
+    def _elsewhere(self, owner: OwnerInfo | None) -> bool:
+        return owner is not None and owner.address not in ("", self._address())
+
+    async def _forward(self, method: str, request: Any, context: Context, owner: OwnerInfo) -> Any:
+        self._metrics.forwarded.labels(method).inc()
+        metadata = [(FORWARDED_BY, self._node_id)] + [
+            (key, value)
+            for key, value in context.invocation_metadata() or ()
+            if key in _PASSED_ON and isinstance(value, str)
+        ]
+        remaining = context.time_remaining()
+        timeout = FORWARD_TIMEOUT if remaining is None else max(0.001, remaining)
+        call = getattr(self._peers.stub(owner.address), method)
+        try:
+            return await call(request, metadata=metadata, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise ForwardedError(exc, owner) from None
