@@ -65,8 +65,8 @@ QUICK = Sizes(
 
 FULL = Sizes(
     mode="full",
-    reps=5,
-    seconds=1.5,
+    reps=7,
+    seconds=1.2,
     warmup_seconds=0.5,
     hot_keys=10_000,
     memory_keys=1_000_000,
