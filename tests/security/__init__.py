@@ -1,0 +1,1 @@
+"""Security tests: TLS and mTLS on every gRPC link, admin tokens, secrets kept out of output."""
