@@ -13,7 +13,7 @@ import secrets
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -94,7 +94,7 @@ def _grpc_errors(cache: str, sector: str) -> list[str]:
             cache_pb2_grpc.CacheServiceStub(c),
             sector_pb2_grpc.SectorServiceStub(s),
         )
-        calls = [
+        calls: list[Callable[[tuple[tuple[str, str], ...]], object]] = [
             lambda md: cache_stub.Clear(
                 cache_pb2.ClearRequest(prefix="x"), metadata=md, timeout=10
             ),
@@ -237,7 +237,9 @@ def test_secrets_stay_out_of_logs_errors_and_metrics(tmp_path: Path) -> None:
     assert '"level": "error"' in texts["cache log"], "the database outage was logged by the cache"
 
 
-def _exercise(gateway: ServiceProcess, fault: object, clear: object) -> list[str]:
+def _exercise(
+    gateway: ServiceProcess, fault: Callable[[str], None], clear: Callable[[], None]
+) -> list[str]:
     """REST calls over the happy path and the error paths; 'status body headers' per answer."""
     url = gateway.http_url
     calls: list[tuple[str, str, object, dict[str, str]]] = [
@@ -267,11 +269,11 @@ def _exercise(gateway: ServiceProcess, fault: object, clear: object) -> list[str
     answers = []
     for kind in (None, "http500", "timeout", "garbage", "rate_limit", "bad_key"):
         if kind is not None:
-            fault(kind)  # type: ignore[operator]
+            fault(kind)
         for method, path, body, headers in calls:
             if kind is not None and "/market/" not in path and "/sectors/" not in path:
                 continue
             reply = request(url, method, path, body, headers=headers)
             answers.append(f"{reply.status} {reply.body} {reply.headers}")
-        clear()  # type: ignore[operator]
+        clear()
     return answers
