@@ -33,9 +33,12 @@ class UpstreamProcess:
         with urllib.request.urlopen(req, timeout=10) as reply:
             return json.loads(reply.read())
 
-    def fault(self, kind: str, api: str | None = None, times: int | None = None) -> None:
+    def fault(
+        self, kind: str, api: str | None = None, times: int | None = None, delay_ms: int = 0
+    ) -> None:
         """Inject `kind` for `times` requests to `api` (every API and until cleared by default)."""
-        self._post("/_control/fault", {"fault": kind, "api": api, "times": times})
+        body = {"fault": kind, "api": api, "times": times, "delay_ms": delay_ms}
+        self._post("/_control/fault", body)
 
     def clear(self) -> None:
         self._post("/_control/fault", {}, method="DELETE")
