@@ -23,7 +23,7 @@ from services.cache.lease_db import Beat, Claim, LeaseDb
 from services.cache.lease_metrics import OwnershipMetrics
 from services.cache.liveness import has_exited
 from services.cache.membership import View, preferred
-from services.cache.ownership import MemberInfo, NotOwner, Owned, OwnerInfo
+from services.cache.ownership import Fenced, MemberInfo, NotOwner, Owned, OwnerInfo
 from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ class LeaseOwnership:
         self._handing: set[str] = set()
         # After a failed on-demand acquisition, requests wait this long to try again.
         self._retry_at: dict[str, float] = {}
+        # Member token -> when this node last saw it come alive (monotonic).
+        self._alive_since: dict[str, float] = {}
         metrics.watch(lambda: len(self._held), lambda: len(self._view.alive(monotonic())))
 
     @property
@@ -152,6 +154,10 @@ class LeaseOwnership:
         exited = frozenset(m.token for m in beat.members if has_exited(m.pid, m.host, self._host))
         leases = {lease.prefix: lease for lease in beat.leases}
         self._view = View(beat.started, beat.db_now, beat.members, leases, exited)
+        self._alive_since = {
+            m.token: self._alive_since.get(m.token, beat.started)
+            for m in self._view.alive(beat.started)
+        }
         self._member_until = beat.started + self.lease_seconds - self.margin
         self._last_error = ""
         until = beat.started + self.lease_seconds - self.margin
@@ -216,16 +222,25 @@ class LeaseOwnership:
     # -- rebalancing -------------------------------------------------------------
 
     def _rebalance(self) -> None:
-        """Hand over what another live member should own; take what is free and ours."""
+        """Hand over what another live member should own; take what is free and ours.
+
+        A prefix goes only to a member seen alive for a whole lease: one that
+        flaps (or wakes from a pause) does not pull its prefixes back and forth.
+        """
         if self.problem() is not None:
             return
         now = self._monotonic()
         alive = self._alive_ids(now)
+        settled = {
+            m.node_id
+            for m in self._view.alive(now)
+            if self._alive_since.get(m.token, now) <= now - self.lease_seconds
+        }
         for prefix, held in self._held.items():
             if (
                 prefix not in self._handing
                 and not held.releasing
-                and preferred(prefix, alive) != self.node_id
+                and preferred(prefix, alive) in settled - {self.node_id}
             ):
                 self._handing.add(prefix)
                 self._spawn(self._hand_over(prefix))
@@ -331,7 +346,7 @@ class LeaseOwnership:
 
     def refusal(self, prefix: str, epoch: int) -> ServiceError:
         owner = self._remote_owner(prefix) if prefix not in self._held else None
-        return NotOwner(
+        return Fenced(
             prefix, owner, f"the write was refused: this node's lease epoch {epoch} is not current"
         )
 

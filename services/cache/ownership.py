@@ -62,6 +62,12 @@ class NotOwner(ServiceError):  # noqa: N818 (a redirect rather than a failure)
         self.owner = owner
 
 
+class Fenced(NotOwner):
+    """A write refused at commit: its lease epoch was no longer current. Nothing was
+    written. Not forwarded by the node (the call crossed an ownership change; the
+    client decides), but safe to retry at the owner named."""
+
+
 class Owned(Protocol):
     """What an owner needs from the store whose prefixes it leases."""
 
@@ -145,7 +151,7 @@ class SingleNodeOwnership:
 
     EPOCH = 1
     exclusive = True
-    token = None
+    token: str | None = None
 
     def __init__(
         self, node_id: str, address: Callable[[], str], clock: Clock, lease_seconds: float
@@ -171,7 +177,7 @@ class SingleNodeOwnership:
         return None
 
     def refusal(self, prefix: str, epoch: int) -> ServiceError:
-        return NotOwner(prefix, None, "the write was refused")
+        return Fenced(prefix, None, "the write was refused")
 
     async def release(self, prefix: str) -> bool:
         return False

@@ -18,7 +18,8 @@ from grpc_status import rpc_status
 
 from marketcache.v1 import cache_pb2_grpc
 from services.cache.lease_metrics import OwnershipMetrics
-from services.cache.ownership import NotOwner, OwnerInfo, Ownership
+from services.cache.ownership import Fenced, NotOwner, OwnerInfo, Ownership
+from services.common.cache_client import OWNER_HEADER
 from services.common.channels import open_channel
 from services.common.errors import ServiceError, status_details
 from services.common.tls import TlsConfig
@@ -27,9 +28,6 @@ Context = grpc.aio.ServicerContext[Any, Any]
 R = TypeVar("R")
 
 FORWARDED_BY = "x-marketcache-forwarded-by"
-# Trailing metadata of a reply that was forwarded, one entry "<prefix>=<address>" per
-# prefix: clients learn where to go directly next time.
-OWNER_HEADER = "x-marketcache-owner"
 # A forwarded call without a deadline of its own gets this one (seconds).
 FORWARD_TIMEOUT = 10.0
 # Metadata a forwarded call carries on (admin calls need their token at the owner).
@@ -145,7 +143,8 @@ class Router:
                 return indexes, await local(indexes)
             except NotOwner as exc:
                 # Our view was stale (the lease moved): one hop to the owner it names.
-                if forwarded or not self._elsewhere(exc.owner):
+                # Not a write fenced at commit: it crossed the move, the client decides.
+                if forwarded or isinstance(exc, Fenced) or not self._elsewhere(exc.owner):
                     raise
                 assert exc.owner is not None
                 return indexes, await remote(exc.owner, indexes, [prefix])
@@ -170,6 +169,7 @@ class Router:
         jobs.extend(there(owner, group) for owner, group in remote_groups.values())
         parts = list(await asyncio.gather(*jobs))
         if learned:
+            # Clients learn where to go directly next time (OWNER_HEADER).
             context.set_trailing_metadata(
                 tuple((OWNER_HEADER, f"{prefix}={address}") for prefix, address in learned)
             )
@@ -186,7 +186,10 @@ class Router:
             if key in _PASSED_ON and isinstance(value, str)
         ]
         remaining = context.time_remaining()
-        timeout = FORWARD_TIMEOUT if remaining is None else max(0.001, remaining)
+        if remaining is not None and remaining <= 0:
+            # The caller gave up: a late forward would only act behind its back.
+            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed")
+        timeout = FORWARD_TIMEOUT if remaining is None else remaining
         call = getattr(self._peers.stub(owner.address), method)
         try:
             return await call(request, metadata=metadata, timeout=timeout)

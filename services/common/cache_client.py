@@ -1,11 +1,19 @@
-"""The Python client of the CacheService (the seed's createCacheInstance and DualCacheDO)."""
+"""The Python client of the CacheService (the seed's createCacheInstance and DualCacheDO).
+
+It keeps a route table, prefix -> owner address, and calls a prefix's owner
+directly. The table is learned from replies that another node forwarded (their
+OWNER_HEADER trailing metadata) and from OwnerRedirect details of errors; an
+entry is dropped when its owner fails. Unknown prefixes go to the configured
+address, which forwards to the owner: one hop more, once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter
@@ -13,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.common.channels import open_channel
 from services.common.config import Env
+from services.common.errors import status_details
 from services.common.json_value import JSON, from_value, to_value
 from services.common.tls import TlsConfig
 
@@ -20,6 +29,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 0.25
 DEFAULT_TTL = 3600
+# Trailing metadata of a forwarded reply: "<prefix>=<owner address>", one per prefix.
+OWNER_HEADER = "x-marketcache-owner"
+# Attempts per call: the first, then after a redirect or a dead owner.
+_ATTEMPTS = 3
+
+if TYPE_CHECKING:
+    Stub = cache_pb2_grpc.CacheServiceAsyncStub
 
 # Codes that mean "the cache could not answer" rather than "the cache refused the request".
 _TRANSPORT_CODES = frozenset(
@@ -77,7 +93,8 @@ def create_cache_instance(
 
 
 class CacheClient:
-    """An asyncio client of one CacheService; one channel, opened on first use."""
+    """An asyncio client of the CacheService: `address` first, then each prefix's owner
+    directly once known; channels opened on first use."""
 
     def __init__(
         self,
@@ -90,8 +107,10 @@ class CacheClient:
         self.address = address
         self.timeout = timeout
         self._tls = tls
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: cache_pb2_grpc.CacheServiceAsyncStub | None = None
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, Stub] = {}
+        # prefix -> address of its owner, as last learned.
+        self.routes: dict[str, str] = {}
         # Times get_or_fetch fell back to the fetcher because the cache failed.
         self.fallbacks = 0
         self._fallback_counter: Counter | None = None
@@ -105,24 +124,125 @@ class CacheClient:
             for op in ("get", "set"):
                 self._fallback_counter.labels(op)
 
-    def _service(self) -> cache_pb2_grpc.CacheServiceAsyncStub:
-        if self._stub is None:
+    def _service(self, address: str) -> Stub:
+        stub = self._stubs.get(address)
+        if stub is None:
             # Lazily, so the channel binds to the event loop that uses it.
-            self._channel = open_channel(self.address, self._tls)
-            self._stub = cache_pb2_grpc.CacheServiceStub(self._channel)
-        return self._stub
+            channel = self._channels[address] = open_channel(address, self._tls)
+            stub = self._stubs[address] = cache_pb2_grpc.CacheServiceStub(channel)
+        return stub
+
+    def route(self, key_or_prefix: str) -> str:
+        """The address to call for a key (or prefix): its owner if known, else `address`."""
+        if self.routes:
+            # The server's prefix depth is its own business: try each leading part.
+            at = key_or_prefix.find(":")
+            while at > 0:
+                owner = self.routes.get(key_or_prefix[:at])
+                if owner is not None:
+                    return owner
+                at = key_or_prefix.find(":", at + 1)
+            return self.routes.get(key_or_prefix, self.address)
+        return self.address
 
     async def _call(
         self,
         method: str,
         request: Any,
         metadata: Sequence[tuple[str, str]] | None = None,
+        *,
+        route: str | None = None,
+        write: bool = False,
     ) -> Any:
-        rpc = getattr(self._service(), method)
+        """One call within `timeout`, at the owner of `route` (a key or prefix), following
+        an owner redirect and, when safe, retrying at `address` after a dead owner."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        address = self.address if route is None else self.route(route)
+        for attempt in range(_ATTEMPTS):
+            call = getattr(self._service(address), method)(
+                request, timeout=max(0.001, deadline - loop.time()), metadata=metadata
+            )
+            try:
+                reply = await call
+            except grpc.aio.AioRpcError as exc:
+                retry = self._retry_at(exc, address, write)
+                if retry is None or attempt == _ATTEMPTS - 1 or loop.time() >= deadline:
+                    raise _error_from(exc) from None
+                address = retry
+                continue
+            self._learn(await call.trailing_metadata())
+            return reply
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _learn(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> None:
+        for key, value in metadata or ():
+            if key == OWNER_HEADER and isinstance(value, str):
+                prefix, _, owner = value.partition("=")
+                if prefix and owner:
+                    self.routes[prefix] = owner
+
+    def _retry_at(self, exc: grpc.aio.AioRpcError, address: str, write: bool) -> str | None:
+        """Where to try again after `exc` from `address`, or None: do not."""
+        redirect = _redirect_of(exc)
+        if redirect is not None:
+            # The node did nothing (it does not own the prefix, or its lease ended
+            # before the commit): any call is safe to send again, to the owner named.
+            if redirect.address:
+                self.routes[redirect.prefix] = redirect.address
+            else:
+                self.routes.pop(redirect.prefix, None)
+            return redirect.address if redirect.address not in ("", address) else None
+        if address == self.address or exc.code() is not grpc.StatusCode.UNAVAILABLE:
+            return None
+        # An owner we called directly is gone: forget it, and go through `address`.
+        # A write is sent again only when it never left (no connection): one that may
+        # have reached the dead owner has an unknown outcome, for the caller to judge.
+        self.routes = {p: a for p, a in self.routes.items() if a != address}
+        if write and "failed to connect" not in (exc.details() or "").lower():
+            return None
+        return self.address
+
+    def _split(self, keys: Sequence[str]) -> dict[str, list[int]]:
+        """Item indexes by the address serving their key."""
+        groups: dict[str, list[int]] = {}
+        for index, key in enumerate(keys):
+            groups.setdefault(self.route(key), []).append(index)
+        return groups
+
+    async def _fan_out(
+        self,
+        keys: Sequence[str],
+        method: str,
+        request_for: Callable[[list[int]], Any],
+        write: bool,
+    ) -> list[tuple[list[int], Any]]:
+        """A batch in one call per owner, run together; (indexes, reply) per part.
+
+        A part the server rejects (a bad key, say) sends the whole batch once more
+        in one call, so the error names the item by its index in the caller's batch.
+        """
+        groups = self._split(keys)
+        if len(groups) <= 1:
+            indexes = list(range(len(keys)))
+            reply = await self._call(
+                method, request_for(indexes), route=keys[0] if keys else None, write=write
+            )
+            return [(indexes, reply)]
+
+        async def part(indexes: list[int]) -> tuple[list[int], Any]:
+            reply = await self._call(
+                method, request_for(indexes), route=keys[indexes[0]], write=write
+            )
+            return indexes, reply
+
         try:
-            return await rpc(request, timeout=self.timeout, metadata=metadata)
-        except grpc.aio.AioRpcError as exc:
-            raise _error_from(exc) from None
+            return list(await asyncio.gather(*(part(ix) for ix in groups.values())))
+        except CacheUnavailable:
+            raise
+        except CacheError:
+            indexes = list(range(len(keys)))
+            return [(indexes, await self._call(method, request_for(indexes), write=write))]
 
     async def get(self, key: str) -> JSON | None:
         """The value of `key`, or None on a miss (use get_entry to tell a stored null apart)."""
@@ -131,7 +251,9 @@ class CacheClient:
 
     async def get_entry(self, key: str) -> CacheEntry | None:
         """The entry of `key`, or None on a miss."""
-        reply: cache_pb2.GetResponse = await self._call("Get", cache_pb2.GetRequest(key=key))
+        reply: cache_pb2.GetResponse = await self._call(
+            "Get", cache_pb2.GetRequest(key=key), route=key
+        )
         if not reply.found:
             return None
         return CacheEntry(from_value(reply.value), int(reply.ttl_remaining_seconds))
@@ -139,33 +261,47 @@ class CacheClient:
     async def set(self, key: str, value: JSON, ttl: int = DEFAULT_TTL) -> None:
         """Store `value` (any JSON-serializable object) for `ttl` seconds; TypeError if not JSON."""
         request = cache_pb2.SetRequest(key=key, value=to_value(value), ttl_seconds=int(ttl))
-        await self._call("Set", request)
+        await self._call("Set", request, route=key, write=True)
 
     async def delete(self, key: str) -> bool:
         """Remove `key`; True when a live entry existed."""
         reply: cache_pb2.DeleteResponse = await self._call(
-            "Delete", cache_pb2.DeleteRequest(key=key)
+            "Delete", cache_pb2.DeleteRequest(key=key), route=key, write=True
         )
         return bool(reply.deleted)
 
     async def mget(self, keys: Sequence[str]) -> list[JSON | None]:
-        """Values of `keys` in order, None for each miss."""
-        reply: cache_pb2.MGetResponse = await self._call(
-            "MGet", cache_pb2.MGetRequest(keys=list(keys))
+        """Values of `keys` in order, None for each miss (one call per owner)."""
+        keys = list(keys)
+        parts = await self._fan_out(
+            keys, "MGet", lambda ix: cache_pb2.MGetRequest(keys=[keys[i] for i in ix]), False
         )
-        return [from_value(r.value) if r.found else None for r in reply.results]
+        values: dict[int, JSON | None] = {}
+        for indexes, reply in parts:
+            for i, r in zip(indexes, reply.results, strict=True):
+                values[i] = from_value(r.value) if r.found else None
+        return [values[i] for i in range(len(keys))]
 
     async def mset(self, items: Sequence[MSetItem]) -> int:
-        """Store many entries at once: (key, value, ttl) tuples or {"key","value","ttl"} dicts."""
-        request = cache_pb2.MSetRequest(items=[_mset_item(item) for item in items])
-        reply: cache_pb2.MSetResponse = await self._call("MSet", request)
-        return int(reply.written)
+        """Store many entries at once: (key, value, ttl) tuples or {"key","value","ttl"} dicts.
+
+        Atomic per prefix: items of prefixes owned by different nodes are written by
+        each owner, and a failure may leave the other owners' items written.
+        """
+        converted = [_mset_item(item) for item in items]
+        parts = await self._fan_out(
+            [item.key for item in converted],
+            "MSet",
+            lambda ix: cache_pb2.MSetRequest(items=[converted[i] for i in ix]),
+            True,
+        )
+        return sum(int(reply.written) for _, reply in parts)
 
     async def clear(self, prefix: str, *, token: str | None = None) -> int:
         """Delete every key of `prefix` (admin: needs the ADMIN_TOKEN); returns how many."""
         metadata = [("authorization", f"Bearer {token}")] if token else None
         reply: cache_pb2.ClearResponse = await self._call(
-            "Clear", cache_pb2.ClearRequest(prefix=prefix), metadata
+            "Clear", cache_pb2.ClearRequest(prefix=prefix), metadata, route=prefix, write=True
         )
         return int(reply.deleted)
 
@@ -233,10 +369,9 @@ class CacheClient:
         log.log(level, "cache %s failed for prefix %r; using the fetcher: %s", op, prefix, exc)
 
     async def close(self) -> None:
-        """Close the channel; the client may be used again (a new channel opens)."""
-        channel, self._channel, self._stub = self._channel, None, None
-        if channel is not None:
-            await channel.close(None)
+        """Close the channels; the client may be used again (new channels open)."""
+        channels, self._channels, self._stubs = list(self._channels.values()), {}, {}
+        await asyncio.gather(*(channel.close(None) for channel in channels))
 
 
 def _mset_item(item: MSetItem) -> cache_pb2.MSetItem:
@@ -245,6 +380,14 @@ def _mset_item(item: MSetItem) -> cache_pb2.MSetItem:
     else:
         key, value, ttl = item
     return cache_pb2.MSetItem(key=key, value=to_value(value), ttl_seconds=int(ttl or 0))
+
+
+def _redirect_of(exc: grpc.aio.AioRpcError) -> cache_pb2.OwnerRedirect | None:
+    for detail in status_details(exc):
+        redirect = cache_pb2.OwnerRedirect()
+        if detail.Unpack(redirect):
+            return redirect
+    return None
 
 
 def _error_from(exc: grpc.aio.AioRpcError) -> CacheError:

@@ -1,0 +1,169 @@
+"""Several real cache processes on one shared database, and what the tests ask of them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.common.json_value import from_value, to_value
+from tests.support.processes import ServiceProcess, start_service, wait_ready
+
+# Short leases keep the takeover tests quick; the protocol scales with the lease.
+LEASE_SECONDS = 2.0
+ADMIN_TOKEN = "ownership-admin"
+
+
+def node_env(db_url: str, node_id: str, **extra: str) -> dict[str, str]:
+    """The environment of one cache node on ephemeral ports."""
+    env = {
+        "CACHE_LISTEN": "127.0.0.1:0",
+        "CACHE_METRICS_LISTEN": "127.0.0.1:0",
+        "CACHE_DB_URL": db_url,
+        "CACHE_NODE_ID": node_id,
+        "CACHE_LEASE_SECONDS": str(LEASE_SECONDS),
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "GRPC_DRAIN_SECONDS": "2",
+    }
+    env.update(extra)
+    return env
+
+
+class Cluster:
+    """Cache processes sharing `db_url`; stubs and metrics per node id."""
+
+    def __init__(self, db_url: str, workdir: Path, **extra_env: str) -> None:
+        self.db_url = db_url
+        self.workdir = workdir
+        self.extra_env = extra_env
+        self.nodes: dict[str, ServiceProcess] = {}
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    async def start(self, *node_ids: str, **env: str) -> None:
+        """Start the nodes together and wait until every one serves."""
+        procs = [
+            start_service(
+                "cache",
+                node_env(self.db_url, node, **{**self.extra_env, **env}),
+                self.workdir,
+                wait=False,
+                label=node,
+            )
+            for node in node_ids
+        ]
+        self.nodes.update(zip(node_ids, procs, strict=True))
+        for proc in procs:
+            await asyncio.to_thread(wait_ready, proc, 60.0)
+
+    def stub(self, node: str) -> cache_pb2_grpc.CacheServiceAsyncStub:
+        """A stub of `node` (one channel per node, reopened after a restart)."""
+        address = self.nodes[node].grpc_address
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+        return cache_pb2_grpc.CacheServiceStub(channel)
+
+    def metric(self, node: str, name: str, **labels: str) -> float:
+        """A sample of `node`'s /metrics (0 when absent)."""
+        url = f"http://127.0.0.1:{self.nodes[node].metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            text = reply.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
+
+    async def close(self) -> None:
+        """Close the channels and stop every node."""
+        for channel in self._channels.values():
+            await channel.close(None)
+        for proc in self.nodes.values():
+            await asyncio.to_thread(proc.stop)
+
+    # -- questions ---------------------------------------------------------------
+
+    async def owner(self, node: str, prefix: str) -> cache_pb2.Owner:
+        """`node`'s answer to GetOwnership(prefix)."""
+        reply = await self.stub(node).GetOwnership(
+            cache_pb2.GetOwnershipRequest(prefix=prefix), timeout=5
+        )
+        return reply.owner
+
+    async def held_by(self, node: str) -> set[str]:
+        """The prefixes `node` says it holds."""
+        reply = await self.stub(node).ListOwners(cache_pb2.ListOwnersRequest(), timeout=5)
+        return {o.prefix for o in reply.owners if o.node_id == node}
+
+    async def wait_members(self, nodes: Iterable[str], within: float = 30.0) -> None:
+        """Until each of `nodes` lists exactly `nodes` as its live members."""
+        expected = set(nodes)
+
+        async def agreed() -> bool:
+            for node in expected:
+                reply = await self.stub(node).ListOwners(cache_pb2.ListOwnersRequest(), timeout=5)
+                if {m.node_id for m in reply.members if m.alive} != expected:
+                    return False
+            return True
+
+        await poll(agreed, within, f"members {sorted(expected)} never agreed")
+
+    async def settled_owner(
+        self, prefix: str, nodes: Iterable[str], within: float = 30.0
+    ) -> cache_pb2.Owner:
+        """The owner every one of `nodes` names for `prefix`, once they agree and it holds it."""
+        asked = list(nodes)
+        found: list[cache_pb2.Owner] = []
+
+        async def agreed() -> bool:
+            views = [await self.owner(node, prefix) for node in asked]
+            names = {(v.node_id, v.epoch) for v in views}
+            if len(names) != 1 or views[0].epoch == 0 or views[0].node_id not in self.nodes:
+                return False
+            if prefix not in await self.held_by(views[0].node_id):
+                return False
+            found[:] = [views[0]]
+            return True
+
+        await poll(agreed, within, f"no agreed owner of {prefix!r}")
+        return found[0]
+
+
+async def poll(
+    condition: Callable[[], object], within: float, message: str, every: float = 0.05
+) -> None:
+    """Await `condition()` (sync or async) until truthy; AssertionError after `within` s."""
+    deadline = time.monotonic() + within
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} (within {within}s)")
+        await asyncio.sleep(every)
+
+
+async def put(stub: cache_pb2_grpc.CacheServiceAsyncStub, key: str, value: object) -> None:
+    """Set `key` (TTL one hour)."""
+    await stub.Set(
+        cache_pb2.SetRequest(key=key, value=to_value(value), ttl_seconds=3600), timeout=10
+    )
+
+
+async def get(stub: cache_pb2_grpc.CacheServiceAsyncStub, key: str) -> object:
+    """The value of `key`, or MISSING."""
+    reply = await stub.Get(cache_pb2.GetRequest(key=key), timeout=10)
+    return from_value(reply.value) if reply.found else MISSING
+
+
+MISSING = "<missing>"
