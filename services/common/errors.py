@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NoReturn
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, message
@@ -42,6 +43,25 @@ async def abort(context: grpc.aio.ServicerContext[object, object], error: Servic
     """Abort the RPC with the error's code, message and details."""
     await context.abort_with_status(error.to_status())  # type: ignore[attr-defined]
     raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Any, Req, Context], Awaitable[Resp]]
+
+
+def answers_service_errors(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
+    """Decorate a servicer method: a ServiceError raised below becomes its gRPC status."""
+
+    @functools.wraps(handler)
+    async def wrapped(self: Any, request: Req, context: Context) -> Resp:
+        try:
+            return await handler(self, request, context)
+        except ServiceError as exc:
+            await abort(context, exc)
+
+    return wrapped
 
 
 def invalid_argument(msg: str, field: str = "", description: str = "") -> ServiceError:

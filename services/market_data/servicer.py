@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import grpc
 
 from marketcache.v1 import market_data_pb2, market_data_pb2_grpc
-from services.common.errors import ServiceError, abort
+from services.common.errors import Context, answers_service_errors
 from services.market_data.deadline import Deadline
 from services.market_data.envelope import Provenance
 from services.market_data.models import Article, Bar, Quote
@@ -24,24 +19,6 @@ from services.market_data.validation import (
 
 log = logging.getLogger(__name__)
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Context = grpc.aio.ServicerContext[Any, Any]
-Handler = Callable[[Any, Req, Context], Awaitable[Resp]]
-
-
-def _answers(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Turn a ServiceError raised by the handler into its gRPC status."""
-
-    @functools.wraps(handler)
-    async def wrapped(self: Any, request: Req, context: Context) -> Resp:
-        try:
-            return await handler(self, request, context)
-        except ServiceError as exc:
-            await abort(context, exc)
-
-    return wrapped
-
 
 class MarketDataServicer(market_data_pb2_grpc.MarketDataServiceServicer):
     """The MarketDataService gRPC API over the MarketData domain object."""
@@ -53,7 +30,7 @@ class MarketDataServicer(market_data_pb2_grpc.MarketDataServiceServicer):
     def _deadline(self, context: Context) -> Deadline:
         return Deadline.for_rpc(context.time_remaining(), self._budget)
 
-    @_answers
+    @answers_service_errors
     async def GetQuote(  # noqa: N802 (gRPC method name)
         self, request: market_data_pb2.GetQuoteRequest, context: Context
     ) -> market_data_pb2.GetQuoteResponse:
@@ -63,7 +40,7 @@ class MarketDataServicer(market_data_pb2_grpc.MarketDataServiceServicer):
             quote=quote_pb(quote), provenance=provenance_pb(provenance)
         )
 
-    @_answers
+    @answers_service_errors
     async def GetQuotes(  # noqa: N802 (gRPC method name)
         self, request: market_data_pb2.GetQuotesRequest, context: Context
     ) -> market_data_pb2.GetQuotesResponse:
@@ -81,7 +58,7 @@ class MarketDataServicer(market_data_pb2_grpc.MarketDataServiceServicer):
             results.append(result)
         return market_data_pb2.GetQuotesResponse(results=results)
 
-    @_answers
+    @answers_service_errors
     async def GetHistory(  # noqa: N802 (gRPC method name)
         self, request: market_data_pb2.GetHistoryRequest, context: Context
     ) -> market_data_pb2.GetHistoryResponse:
@@ -92,7 +69,7 @@ class MarketDataServicer(market_data_pb2_grpc.MarketDataServiceServicer):
             symbol=symbol, bars=[bar_pb(bar) for bar in bars], provenance=provenance_pb(provenance)
         )
 
-    @_answers
+    @answers_service_errors
     async def GetNews(  # noqa: N802 (gRPC method name)
         self, request: market_data_pb2.GetNewsRequest, context: Context
     ) -> market_data_pb2.GetNewsResponse:

@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import grpc
-
 from marketcache.v1 import sector_pb2, sector_pb2_grpc
 from services.common.auth import AdminAuth
-from services.common.errors import ServiceError, abort
+from services.common.errors import Context, answers_service_errors
 from services.sector.batch import validated_batch
 from services.sector.cache_manager import SectorCacheManager
 from services.sector.catalog import BENCHMARK, BENCHMARK_NAME, SECTORS, check_symbol
 from services.sector.fetcher import SectorDataFetcher
-
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Context = grpc.aio.ServicerContext[Any, Any]
-Handler = Callable[[Any, Req, Context], Awaitable[Resp]]
-
-
-def _answers(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Turn a ServiceError raised by the handler into its gRPC status."""
-
-    @functools.wraps(handler)
-    async def wrapped(self: Any, request: Req, context: Context) -> Resp:
-        try:
-            return await handler(self, request, context)
-        except ServiceError as exc:
-            await abort(context, exc)
-
-    return wrapped
 
 
 def _metadata(context: Context) -> list[tuple[str, str | bytes]]:
@@ -55,7 +31,7 @@ class SectorServicer(sector_pb2_grpc.SectorServiceServicer):
         # Forwarded to the cache's Clear; the cache checks it against its own ADMIN_TOKEN.
         self._admin_token = admin_token
 
-    @_answers
+    @answers_service_errors
     async def ListSectors(  # noqa: N802 (gRPC method name)
         self, request: sector_pb2.ListSectorsRequest, context: Context
     ) -> sector_pb2.ListSectorsResponse:
@@ -64,32 +40,32 @@ class SectorServicer(sector_pb2_grpc.SectorServiceServicer):
             benchmark=sector_pb2.SectorInfo(symbol=BENCHMARK, name=BENCHMARK_NAME),
         )
 
-    @_answers
+    @answers_service_errors
     async def GetSectorData(  # noqa: N802 (gRPC method name)
         self, request: sector_pb2.GetSectorDataRequest, context: Context
     ) -> sector_pb2.GetSectorDataResponse:
         return await self._fetcher.sector(check_symbol(request.symbol))
 
-    @_answers
+    @answers_service_errors
     async def GetSectorSnapshot(  # noqa: N802 (gRPC method name)
         self, request: sector_pb2.GetSectorSnapshotRequest, context: Context
     ) -> sector_pb2.GetSectorSnapshotResponse:
         return await self._fetcher.snapshot()
 
-    @_answers
+    @answers_service_errors
     async def GetCacheStats(  # noqa: N802 (gRPC method name)
         self, request: sector_pb2.GetCacheStatsRequest, context: Context
     ) -> sector_pb2.GetCacheStatsResponse:
         return await self._cache.stats()
 
-    @_answers
+    @answers_service_errors
     async def WarmCache(  # noqa: N802 (gRPC method name)
         self, request: sector_pb2.WarmCacheRequest, context: Context
     ) -> sector_pb2.WarmCacheResponse:
         self._auth.check(_metadata(context), "WarmCache")
         return await self._fetcher.warm(list(request.symbols))
 
-    @_answers
+    @answers_service_errors
     async def ClearAllCaches(  # noqa: N802 (gRPC method name)
         self, request: sector_pb2.ClearAllCachesRequest, context: Context
     ) -> sector_pb2.ClearAllCachesResponse:
@@ -97,7 +73,7 @@ class SectorServicer(sector_pb2_grpc.SectorServiceServicer):
         deleted, namespaces = await self._cache.clear_all(self._admin_token)
         return sector_pb2.ClearAllCachesResponse(deleted=deleted, namespaces=namespaces)
 
-    @_answers
+    @answers_service_errors
     async def SetBatchSectorData(  # noqa: N802 (gRPC method name)
         self, request: sector_pb2.SetBatchSectorDataRequest, context: Context
     ) -> sector_pb2.SetBatchSectorDataResponse:
