@@ -30,7 +30,7 @@ from tests.reliability.raw_http import build, chunked, send
 from tests.reliability.records import record
 from tests.support.processes import ServiceProcess, running, running_http
 
-pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.e2e]
 
 C = grpc.StatusCode
 TOKEN = "limits-token"
