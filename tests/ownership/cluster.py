@@ -61,6 +61,14 @@ class Cluster:
         for proc in procs:
             await asyncio.to_thread(wait_ready, proc, 60.0)
 
+    async def restart(self, node: str) -> None:
+        """Start `node` again (after it died) on the same gRPC address."""
+        old = self.nodes[node]
+        env = node_env(self.db_url, node, **{**self.extra_env, "CACHE_LISTEN": old.grpc_address})
+        proc = start_service("cache", env, self.workdir, wait=False, label=f"{node}-again")
+        self.nodes[node] = proc
+        await asyncio.to_thread(wait_ready, proc, 60.0)
+
     def stub(self, node: str) -> cache_pb2_grpc.CacheServiceAsyncStub:
         """A stub of `node` (one channel per node, reopened after a restart)."""
         address = self.nodes[node].grpc_address
