@@ -82,6 +82,8 @@ class LeaseOwnership:
         self._retry_at: dict[str, float] = {}
         # Member token -> when this node last saw it come alive (monotonic).
         self._alive_since: dict[str, float] = {}
+        # Prefix -> monotonic start of the transaction that released it.
+        self._released: dict[str, float] = {}
         metrics.watch(lambda: len(self._held), lambda: len(self._view.alive(monotonic())))
 
     @property
@@ -170,9 +172,10 @@ class LeaseOwnership:
             else:
                 self._drop(prefix, lost=not held.releasing)
         for prefix, epoch in beat.renewed.items():
-            if prefix not in self._held:
-                # Ours in the database, unknown here (an acquisition whose reply was
-                # lost): adopt it like a fresh one.
+            # Ours in the database, unknown here (an acquisition whose reply was lost):
+            # adopt it like a fresh one. Not if we released it since this heartbeat
+            # read the table (transactions on the writer thread start in order).
+            if prefix not in self._held and self._released.get(prefix, -1.0) < beat.started:
                 self._take(prefix, epoch, beat.started, beat.db_now + self.lease_seconds)
 
     def _claimed(self, claim: Claim) -> None:
@@ -266,15 +269,21 @@ class LeaseOwnership:
         if held is None:
             return False
         held.releasing = True
+
+        def release() -> float:
+            started = self._monotonic()
+            self._db.release({prefix: held.epoch})
+            return started
+
         try:
-            await self._on_writer(lambda: self._db.release({prefix: held.epoch}))
+            self._released[prefix] = await self._on_writer(release)
         except Exception as exc:
             held.releasing = False
             log.warning("could not release prefix %r: %s", prefix, exc)
             return False
         if self._held.get(prefix) is held:
             del self._held[prefix]
-            self._metrics.releases.inc()
+        self._metrics.releases.inc()
         log.info("handed over prefix %r (epoch %d)", prefix, held.epoch)
         return True
 
@@ -336,12 +345,12 @@ class LeaseOwnership:
         return None if held is None else held.epoch
 
     def route(self, prefix: str) -> OwnerInfo | None:
-        if prefix in self._held or self.problem() is not None:
-            # Held: serve it. No membership: admit() answers why.
+        if prefix in self._held:
             return None
-        now = self._monotonic()
-        if preferred(prefix, self._alive_ids(now)) == self.node_id:
+        alive = self._alive_ids(self._monotonic())
+        if self.problem() is None and preferred(prefix, alive) == self.node_id:
             return None  # ours to take: admit() acquires it (or learns who holds it)
+        # Another node's; or nobody's we know of, and admit() says why.
         return self._remote_owner(prefix)
 
     def refusal(self, prefix: str, epoch: int) -> ServiceError:

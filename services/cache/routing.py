@@ -103,16 +103,25 @@ class Router:
         request: Any,
         local: Callable[[], Awaitable[R]],
     ) -> R:
-        """A call on one prefix: served here or forwarded whole."""
-        parts = await self.fan_out(
-            context,
-            method,
-            [prefix],
-            local=lambda _: local(),
-            request_for=lambda _: request,
-            from_reply=lambda reply: cast("R", reply),
-        )
-        return parts[0][1]
+        """A call on one prefix: served here, or forwarded whole to the owner."""
+        forwarded = is_forwarded(context)
+        owner = self._ownership.route(prefix)
+        if owner is None:
+            try:
+                return await local()
+            except NotOwner as exc:
+                # Our view was stale (the lease moved): one hop to the owner it names.
+                # Not a write fenced at commit: it crossed the move, the client decides.
+                if forwarded or isinstance(exc, Fenced) or not self._elsewhere(exc.owner):
+                    raise
+                assert exc.owner is not None
+                owner = exc.owner
+        elif forwarded or not self._elsewhere(owner):
+            raise NotOwner(prefix, owner if owner.address else None, "this node does not own it")
+        reply = await self._forward(method, request, context, owner)
+        # Clients learn where to go directly next time (OWNER_HEADER).
+        context.set_trailing_metadata(((OWNER_HEADER, f"{prefix}={owner.address}"),))
+        return cast("R", reply)
 
     async def fan_out(
         self,
@@ -167,7 +176,7 @@ class Router:
             else:
                 remote_groups.setdefault(owner.address, (owner, []))[1].append((prefix, indexes))
         jobs.extend(there(owner, group) for owner, group in remote_groups.values())
-        parts = list(await asyncio.gather(*jobs))
+        parts = [await jobs[0]] if len(jobs) == 1 else list(await asyncio.gather(*jobs))
         if learned:
             # Clients learn where to go directly next time (OWNER_HEADER).
             context.set_trailing_metadata(
