@@ -32,8 +32,10 @@ T = TypeVar("T")
 
 # Local validity ends this share of a lease before the database's expiry.
 MARGIN = 0.25
-# Heartbeats (renewals) run this often, as a share of the lease.
+# Heartbeats (renewals) run this often, as a share of the lease...
 TICK = 0.25
+# ...but at least this often (seconds), so a long lease still notices members soon.
+MAX_TICK = 5.0
 
 
 @dataclass(slots=True)
@@ -84,6 +86,8 @@ class LeaseOwnership:
         self._alive_since: dict[str, float] = {}
         # Prefix -> monotonic start of the transaction that released it.
         self._released: dict[str, float] = {}
+        self._warned_twin = False
+        self._joined_at: float | None = None
         metrics.watch(lambda: len(self._held), lambda: len(self._view.alive(monotonic())))
 
     @property
@@ -92,7 +96,7 @@ class LeaseOwnership:
 
     @property
     def tick(self) -> float:
-        return self.lease_seconds * TICK
+        return min(self.lease_seconds * TICK, MAX_TICK)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -162,6 +166,19 @@ class LeaseOwnership:
         }
         self._member_until = beat.started + self.lease_seconds - self.margin
         self._last_error = ""
+        if self._joined_at is None:
+            self._joined_at = beat.db_now
+        twin = self._view.twin(self.node_id, self.token or "", self._joined_at, beat.started)
+        if twin is not None and not self._warned_twin:
+            self._warned_twin = True
+            log.warning(
+                "another live process (pid %d at %s) also has CACHE_NODE_ID=%s: node ids "
+                "must be unique; leases still keep one owner per prefix, but prefixes will "
+                "not spread as intended",
+                twin.pid,
+                twin.address,
+                self.node_id,
+            )
         until = beat.started + self.lease_seconds - self.margin
         for prefix, held in list(self._held.items()):
             if held.since > beat.started:
@@ -379,16 +396,10 @@ class LeaseOwnership:
     def _remote_owner(self, prefix: str) -> OwnerInfo | None:
         """Who serves `prefix` if not us: its holder, else the member that should take it."""
         now = self._monotonic()
-        holder = self._view.holder(prefix, now)
-        if holder is not None and holder.owner_token != self.token:
-            return OwnerInfo(
-                prefix, holder.owner_id, holder.owner_addr, holder.epoch, holder.expires_at
-            )
-        target = preferred(prefix, self._alive_ids(now) - {self.node_id})
-        for member in self._view.alive(now):
-            if member.node_id == target:
-                return OwnerInfo(prefix, member.node_id, member.address, 0, 0.0)
-        return None
+        holder = self._view.holder_info(prefix, now, self.token)
+        if holder is not None:
+            return holder
+        return self._view.candidate(prefix, self._alive_ids(now) - {self.node_id}, now)
 
     def owner_of(self, prefix: str) -> OwnerInfo:
         held = self._held.get(prefix)
@@ -399,20 +410,13 @@ class LeaseOwnership:
         return self._remote_owner(prefix) or OwnerInfo(prefix, "", "", 0, 0.0)
 
     def members(self) -> list[MemberInfo]:
-        now = self._monotonic()
-        alive = {m.token for m in self._view.alive(now)}
-        newest: dict[str, MemberInfo] = {}
-        for m in sorted(self._view.members, key=lambda m: m.heartbeat_at):
-            newest[m.node_id] = MemberInfo(m.node_id, m.address, m.heartbeat_at, m.token in alive)
-        return [newest[node] for node in sorted(newest)]
+        return self._view.member_infos(self._monotonic())
 
     def owners(self) -> list[OwnerInfo]:
         now = self._monotonic()
         found = {p: self.owner_of(p) for p in self._held}
         for prefix in self._view.leases:
-            holder = self._view.holder(prefix, now)
-            if prefix not in found and holder is not None and holder.owner_token != self.token:
-                found[prefix] = OwnerInfo(
-                    prefix, holder.owner_id, holder.owner_addr, holder.epoch, holder.expires_at
-                )
+            holder = self._view.holder_info(prefix, now, self.token)
+            if prefix not in found and holder is not None:
+                found[prefix] = holder
         return [found[p] for p in sorted(found)]

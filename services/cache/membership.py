@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from services.cache.lease_db import LeaseRow, MemberRow
+from services.cache.ownership import MemberInfo, OwnerInfo
 
 
 def weight(node_id: str, prefix: str) -> int:
@@ -52,6 +53,15 @@ class View:
                 newest[m.node_id] = m
         return sorted(newest.values(), key=lambda m: m.node_id)
 
+    def twin(
+        self, node_id: str, token: str, since: float, monotonic_now: float
+    ) -> MemberRow | None:
+        """Another live incarnation with `node_id` that heartbeat after `since`, if any."""
+        for m in self.alive(monotonic_now):
+            if m.node_id == node_id and m.token != token and m.heartbeat_at > since:
+                return m
+        return None
+
     def holder(self, prefix: str, monotonic_now: float) -> LeaseRow | None:
         """The lease of `prefix` if someone holds it now (unexpired, not exited)."""
         lease = self.leases.get(prefix)
@@ -62,3 +72,28 @@ class View:
     def is_free(self, prefix: str, monotonic_now: float) -> bool:
         """Whether nobody holds `prefix` now."""
         return self.holder(prefix, monotonic_now) is None
+
+    def holder_info(self, prefix: str, monotonic_now: float, me: str | None) -> OwnerInfo | None:
+        """The holder of `prefix` now, unless it is the incarnation with token `me`."""
+        lease = self.holder(prefix, monotonic_now)
+        if lease is None or lease.owner_token == me:
+            return None
+        return OwnerInfo(prefix, lease.owner_id, lease.owner_addr, lease.epoch, lease.expires_at)
+
+    def candidate(
+        self, prefix: str, node_ids: Iterable[str], monotonic_now: float
+    ) -> OwnerInfo | None:
+        """The live member among `node_ids` that should take `prefix` (epoch 0: not yet)."""
+        target = preferred(prefix, node_ids)
+        for member in self.alive(monotonic_now):
+            if member.node_id == target:
+                return OwnerInfo(prefix, member.node_id, member.address, 0, 0.0)
+        return None
+
+    def member_infos(self, monotonic_now: float) -> list[MemberInfo]:
+        """Every member (the newest incarnation of each node id), alive or recently dead."""
+        alive = {m.token for m in self.alive(monotonic_now)}
+        newest: dict[str, MemberInfo] = {}
+        for m in sorted(self.members, key=lambda m: m.heartbeat_at):
+            newest[m.node_id] = MemberInfo(m.node_id, m.address, m.heartbeat_at, m.token in alive)
+        return [newest[node] for node in sorted(newest)]
