@@ -83,6 +83,7 @@ def draw(results: Results, path: Path) -> None:
     """Write the chart to `path` (PNG)."""
     matplotlib.use("Agg")  # no display: the chart is a file
     import matplotlib.pyplot as plt  # after the backend is chosen
+    from matplotlib.patches import Patch
 
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
     _grouped(axes[0][0], results, [GET_P50, GET_P99], "Get hit latency, sequential", "µs")
@@ -91,13 +92,13 @@ def draw(results: Results, path: Path) -> None:
     _grouped(axes[1][0], results, [MGET], "MGet of 100 keys", "keys/s")
     _grouped(axes[1][1], results, [MEMORY], "Memory per key (RSS delta)", "bytes")
     _snapshot(axes[1][2], results)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
+    # p99 under load can be ten times p50: a log axis keeps both readable.
+    axes[0][0].set_yscale("log")
+    axes[0][0].set_ylabel("µs (log)", fontsize=8)
+    measured = {column for (_, column), cell in results.kv.items() if cell.value is not None}
+    present = [c for c in COLUMNS if c.key in measured]
+    handles = [Patch(color=COLORS.get(c.key), label=c.label) for c in present]
+    fig.legend(handles=handles, loc="lower center", ncol=max(1, len(handles)), fontsize=9)
     date = results.conditions.get("date", "")
     fig.suptitle(f"marketcache benchmarks ({results.mode} mode, {date})", fontsize=12)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
