@@ -24,6 +24,8 @@ class RestartTiming:
 
     serving: float
     first_hit: float | None
+    # UNAVAILABLE answers ("retry shortly") the probe retried before its hit.
+    unavailable: int = 0
 
 
 def time_start(
@@ -48,9 +50,20 @@ def time_start(
                 time.sleep(POLL_SECONDS)
             serving = time.perf_counter() - start
             first_hit = None
+            unavailable = 0
             if hit_key is not None:
                 stub = cache_pb2_grpc.CacheServiceStub(channel)
-                while not stub.Get(cache_pb2.GetRequest(key=hit_key), timeout=30.0).found:
+                request = cache_pb2.GetRequest(key=hit_key)
+                while True:
+                    try:
+                        if stub.Get(request, timeout=30.0).found:
+                            break
+                    except grpc.RpcError as exc:
+                        # UNAVAILABLE says "retry shortly": a client would, so the
+                        # probe does and counts it; any other error is a failure.
+                        if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+                            raise
+                        unavailable += 1
                     _check(proc, deadline)
                     time.sleep(POLL_SECONDS)
                 first_hit = time.perf_counter() - start
@@ -58,7 +71,7 @@ def time_start(
         proc.stop()
         raise
     proc.grpc_address = address
-    return RestartTiming(serving, first_hit), proc
+    return RestartTiming(serving, first_hit, unavailable), proc
 
 
 def _wait_ready_file(proc: ServiceProcess, deadline: float) -> str:

@@ -222,6 +222,7 @@ async def _cache_memory_and_restart(run: Run, keys: list[str], note: str) -> Non
 
     serving: list[float] = []
     first_hit: list[float] = []
+    unavailable = 0
     probe = keys[len(keys) // 2]
     # Restarts run with the default memory bound, as an operator would: the store
     # loads what fits and reads the rest from the database on demand.
@@ -232,9 +233,11 @@ async def _cache_memory_and_restart(run: Run, keys: list[str], note: str) -> Non
         serving.append(timing.serving)
         assert timing.first_hit is not None
         first_hit.append(timing.first_hit)
+        unavailable += timing.unavailable
     loaded = f"{sizes.memory_keys:,} keys on disk, default memory bound"
     results.put_system(RESTART_SERVING, Cell.of(serving, loaded))
-    results.put_system(RESTART_HIT, Cell.of(first_hit, loaded))
+    retried = f"; {unavailable} UNAVAILABLE answers retried" if unavailable else ""
+    results.put_system(RESTART_HIT, Cell.of(first_hit, loaded + retried))
 
 
 async def forwarding_section(run: Run) -> None:
