@@ -110,14 +110,9 @@ class Router:
             try:
                 return await local()
             except NotOwner as exc:
-                # Our view was stale (the lease moved): one hop to the owner it names.
-                # Not a write fenced at commit: it crossed the move, the client decides.
-                if forwarded or isinstance(exc, Fenced) or not self._elsewhere(exc.owner):
-                    raise
-                assert exc.owner is not None
-                owner = exc.owner
-        elif forwarded or not self._elsewhere(owner):
-            raise NotOwner(prefix, owner if owner.address else None, "this node does not own it")
+                owner = self._hop_after(exc, forwarded)
+        else:
+            self._may_forward(prefix, owner, forwarded)
         reply = await self._forward(method, request, context, owner)
         # Clients learn where to go directly next time (OWNER_HEADER).
         context.set_trailing_metadata(((OWNER_HEADER, f"{prefix}={owner.address}"),))
@@ -151,12 +146,7 @@ class Router:
             try:
                 return indexes, await local(indexes)
             except NotOwner as exc:
-                # Our view was stale (the lease moved): one hop to the owner it names.
-                # Not a write fenced at commit: it crossed the move, the client decides.
-                if forwarded or isinstance(exc, Fenced) or not self._elsewhere(exc.owner):
-                    raise
-                assert exc.owner is not None
-                return indexes, await remote(exc.owner, indexes, [prefix])
+                return indexes, await remote(self._hop_after(exc, forwarded), indexes, [prefix])
 
         async def there(
             owner: OwnerInfo, group: list[tuple[str, list[int]]]
@@ -170,10 +160,8 @@ class Router:
             owner = self._ownership.route(prefix)
             if owner is None:
                 jobs.append(here(prefix, indexes))
-            elif forwarded or not self._elsewhere(owner):
-                known = owner if owner.address else None
-                raise NotOwner(prefix, known, "this node does not own it")
             else:
+                self._may_forward(prefix, owner, forwarded)
                 remote_groups.setdefault(owner.address, (owner, []))[1].append((prefix, indexes))
         jobs.extend(there(owner, group) for owner, group in remote_groups.values())
         parts = [await jobs[0]] if len(jobs) == 1 else list(await asyncio.gather(*jobs))
@@ -186,6 +174,20 @@ class Router:
 
     def _elsewhere(self, owner: OwnerInfo | None) -> bool:
         return owner is not None and owner.address not in ("", self._address())
+
+    def _may_forward(self, prefix: str, owner: OwnerInfo, forwarded: bool) -> None:
+        """Raise NotOwner (naming `owner`) unless a call on `prefix` may go to `owner`."""
+        if forwarded or not self._elsewhere(owner):
+            raise NotOwner(prefix, owner if owner.address else None, "this node does not own it")
+
+    def _hop_after(self, exc: NotOwner, forwarded: bool) -> OwnerInfo:
+        """Serving here found the lease moved (our view was stale): the owner it names,
+        for one hop. Not after a write fenced at commit: that write crossed the move,
+        and the client decides. Re-raises `exc` when there is no hop to make."""
+        if forwarded or isinstance(exc, Fenced) or not self._elsewhere(exc.owner):
+            raise exc
+        assert exc.owner is not None
+        return exc.owner
 
     async def _forward(self, method: str, request: Any, context: Context, owner: OwnerInfo) -> Any:
         self._metrics.forwarded.labels(method).inc()

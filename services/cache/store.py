@@ -345,17 +345,18 @@ class CacheStore:
 
     def _refuse(self, ops: Sequence[WriteOp]) -> ServiceError:
         """A submission fenced at commit: forget it; the error says who owns the prefix."""
-        stale = ops[0]
-        for op in ops:
+        fenced = [op for op in ops if not isinstance(op, Sweep)]
+        for op in fenced:
             self.overlay.settle(op)
             if isinstance(op, ClearPrefix):
                 self.memory.remove_prefix(op.prefix)
-            elif not isinstance(op, Sweep):
+            else:
                 self.memory.remove(op.key)
-                if self.ownership.current_epoch(op.prefix) != op.epoch:
-                    stale = op
-        self.stats.refused(len(ops))
-        assert not isinstance(stale, Sweep)
+        self.stats.refused(len(fenced))
+        # Name a prefix whose lease moved (the others of an MSet may still be ours).
+        stale = next(
+            (op for op in fenced if self.ownership.current_epoch(op.prefix) != op.epoch), fenced[0]
+        )
         return self.ownership.refusal(stale.prefix, stale.epoch)
 
     def _evicted(self, count: int) -> None:
