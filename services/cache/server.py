@@ -95,6 +95,7 @@ class CacheServer:
             ),
             auth=AdminAuth(settings.admin_token),
             enabled=settings.enabled,
+            max_reply_bytes=settings.server.max_message_bytes,
             node_id=settings.node_id,
         )
         self.process = GrpcProcess(settings.server, registry, [SERVICE], self._register)

@@ -5,11 +5,8 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import struct_pb2
@@ -21,25 +18,12 @@ from services.cache.routing import Router
 from services.cache.stats import Snapshot, hit_rate
 from services.cache.store import CacheStore, Hit
 from services.common.auth import AdminAuth
-from services.common.errors import ServiceError, abort, invalid_argument
-
-Context = grpc.aio.ServicerContext[Any, Any]
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Handler = Callable[["CacheServicer", Req, Context], Awaitable[Resp]]
-
-
-def _rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Answer a ServiceError raised anywhere below with its status and details."""
-
-    @functools.wraps(handler)
-    async def wrapped(self: CacheServicer, request: Req, context: Context) -> Resp:
-        try:
-            return await handler(self, request, context)
-        except ServiceError as exc:
-            await abort(context, exc)
-
-    return wrapped
+from services.common.errors import (
+    Context,
+    ServiceError,
+    answers_service_errors,
+    invalid_argument,
+)
 
 
 class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
@@ -54,8 +38,13 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         auth: AdminAuth,
         enabled: bool,
         node_id: str,
+        max_reply_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._store = store
+        # Largest reply gRPC will send (GRPC_MAX_MESSAGE_BYTES). An MGet is refused
+        # against it before its reply is built: at 1000 keys of 1 MiB each, building
+        # first and letting gRPC refuse afterwards would cost gigabytes of memory.
+        self._max_reply_bytes = max_reply_bytes
         self._router = router
         self._auth = auth
         self._enabled = enabled
@@ -69,7 +58,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
                 "callers should go to the source directly",
             )
 
-    @_rpc
+    @answers_service_errors
     async def Get(self, request: cache_pb2.GetRequest, context: Context) -> cache_pb2.GetResponse:
         self._require_enabled()
         prefix = self._store.keys.prefix_of(request.key, "key")
@@ -83,7 +72,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
 
         return await self._router.one(context, "Get", prefix, request, here)
 
-    @_rpc
+    @answers_service_errors
     async def Set(self, request: cache_pb2.SetRequest, context: Context) -> cache_pb2.SetResponse:
         self._require_enabled()
         blob = _blob(request.value, request.HasField("value"), "value")
@@ -95,7 +84,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
 
         return await self._router.one(context, "Set", entry.prefix, request, here)
 
-    @_rpc
+    @answers_service_errors
     async def Delete(
         self, request: cache_pb2.DeleteRequest, context: Context
     ) -> cache_pb2.DeleteResponse:
@@ -108,7 +97,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
 
         return await self._router.one(context, "Delete", prefix, request, here)
 
-    @_rpc
+    @answers_service_errors
     async def MGet(
         self, request: cache_pb2.MGetRequest, context: Context
     ) -> cache_pb2.MGetResponse:
@@ -119,6 +108,13 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
 
         async def here(indexes: list[int]) -> list[cache_pb2.MGetResult]:
             hits = await self._store.mget([keys[i] for i in indexes])
+            self._check_reply_size(
+                sum(
+                    len(hit.blob) + len(keys[i])
+                    for i, hit in zip(indexes, hits, strict=True)
+                    if hit
+                )
+            )
             results = []
             for i, hit in zip(indexes, hits, strict=True):
                 result = cache_pb2.MGetResult(key=keys[i], found=hit is not None)
@@ -138,9 +134,21 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         ordered: dict[int, cache_pb2.MGetResult] = {}
         for indexes, results in parts:
             ordered.update(zip(indexes, results, strict=True))
-        return cache_pb2.MGetResponse(results=[ordered[i] for i in range(len(keys))])
+        reply = cache_pb2.MGetResponse(results=[ordered[i] for i in range(len(keys))])
+        # Parts from several owners are each within the limit but may not be together.
+        self._check_reply_size(reply.ByteSize())
+        return reply
 
-    @_rpc
+    def _check_reply_size(self, size: int) -> None:
+        if size > self._max_reply_bytes:
+            raise ServiceError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the MGet reply would be at least {size} bytes, over this server's "
+                f"{self._max_reply_bytes}-byte message limit (GRPC_MAX_MESSAGE_BYTES): "
+                "ask for fewer keys per call",
+            )
+
+    @answers_service_errors
     async def MSet(
         self, request: cache_pb2.MSetRequest, context: Context
     ) -> cache_pb2.MSetResponse:
@@ -175,7 +183,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         )
         return cache_pb2.MSetResponse(written=sum(written for _, written in parts))
 
-    @_rpc
+    @answers_service_errors
     async def Clear(
         self, request: cache_pb2.ClearRequest, context: Context
     ) -> cache_pb2.ClearResponse:
@@ -189,7 +197,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
 
         return await self._router.one(context, "Clear", prefix, request, here)
 
-    @_rpc
+    @answers_service_errors
     async def Health(
         self, request: cache_pb2.HealthRequest, context: Context
     ) -> cache_pb2.HealthResponse:
@@ -204,7 +212,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             node_id=self._node_id,
         )
 
-    @_rpc
+    @answers_service_errors
     async def GetMetrics(
         self, request: cache_pb2.GetMetricsRequest, context: Context
     ) -> cache_pb2.GetMetricsResponse:
@@ -218,14 +226,14 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             metrics=_metrics(snapshot),
         )
 
-    @_rpc
+    @answers_service_errors
     async def GetOwnership(
         self, request: cache_pb2.GetOwnershipRequest, context: Context
     ) -> cache_pb2.GetOwnershipResponse:
         prefix = self._store.keys.prefix_or_key(request.prefix, "prefix")
         return cache_pb2.GetOwnershipResponse(owner=_owner(self._store.ownership.owner_of(prefix)))
 
-    @_rpc
+    @answers_service_errors
     async def ListOwners(
         self, request: cache_pb2.ListOwnersRequest, context: Context
     ) -> cache_pb2.ListOwnersResponse:

@@ -20,16 +20,6 @@ OWNERS = {
 # A metric name in PromQL: not part of a recording rule's name (which has colons).
 _METRIC = re.compile(r"(?<![:\w])((?:grpc_server|cache|market|sector|gateway)_[a-z0-9_]+)(?![:\w])")
 _SERIES_SUFFIXES = ("_bucket", "_count", "_sum")
-# Named in the contract, exported once multi-node ownership (leases) lands in
-# services/cache; until then their panels and the flapping alert stay empty.
-PENDING = {
-    "cache_leases_held",
-    "cache_lease_acquisitions_total",
-    "cache_lease_losses_total",
-    "cache_lease_takeovers_total",
-    "cache_forwarded_requests_total",
-    "cache_fenced_writes_total",
-}
 
 
 def referenced_metrics() -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.deploy.manifests import REPO
-from tests.deploy.metric_names import PENDING, declared_name, owner, referenced_metrics
+from tests.deploy.metric_names import declared_name, owner, referenced_metrics
 
 
 def test_references_are_found() -> None:
@@ -24,10 +24,6 @@ def test_the_metric_is_exported_by_its_service(series: str) -> None:
     # prometheus_client accepts a counter's name with or without _total.
     spellings = {f'"{name}"', f'"{name.removesuffix("_total")}"'}
     sources = "\n".join(path.read_text() for path in package.rglob("*.py"))
-    # Only while services/cache has no lease metric at all: once some land, a
-    # name that differs from the contract's is a failure, not "pending".
-    if series in PENDING and '"cache_lease' not in sources:
-        pytest.xfail(f"{series}: lease metrics not exported by services/cache yet")
     assert any(s in sources for s in spellings), (
         f"{series} is queried by deploy/ but services/{package.name} declares no {name}"
     )

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.dashboard import executable, load, queries
-from tests.deploy.metric_names import PENDING, declared_name, referenced_metrics
+from tests.deploy.metric_names import declared_name, referenced_metrics
 from tests.deploy.prometheus_server import PrometheusApi, local_config, running_prometheus, wait_for
 from tests.support.processes import ServiceProcess, running, running_http
 
@@ -237,11 +237,5 @@ def test_every_queried_metric_is_exported(observed: Observed) -> None:
     exported = _exported_names(observed)
     # prometheus_client names a counter's family without its _total suffix.
     exported |= {f"{name}_total" for name in exported}
-    # The lease metrics are pending until the cache exports any of them.
-    pending = set() if any(n.startswith("cache_lease") for n in exported) else PENDING
-    missing = {
-        series
-        for series in referenced_metrics()
-        if declared_name(series) not in exported and series not in pending
-    }
+    missing = {series for series in referenced_metrics() if declared_name(series) not in exported}
     assert not missing, f"queried by deploy/ but exported by no process: {sorted(missing)}"

@@ -243,13 +243,6 @@ def test_operations_past_the_prefix_queue_depth_are_refused_at_once(
     assert done == Counter({"OK": 3}) and other is C.OK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "open: MGet builds its whole reply before gRPC refuses it for size (150 values of 1 MB: "
-        "cache RSS 91 -> 660 MB, 420 MB kept); a reply-size bound belongs in services/cache"
-    ),
-)
 def test_an_oversized_mget_reply_is_refused_before_it_is_built(tmp_path: Path) -> None:
     """Up to CACHE_MAX_BATCH x CACHE_MAX_VALUE_BYTES (1000 x 1 MiB) would be built in memory."""
     env = _cache_env(f"sqlite:///{tmp_path / 'cache.db'}", CACHE_MAX_MEMORY_BYTES="0")
@@ -264,3 +257,4 @@ def test_an_oversized_mget_reply_is_refused_before_it_is_built(tmp_path: Path) -
     assert caught.value.code() is C.RESOURCE_EXHAUSTED
     # Refused by the cache, naming its limit, not by gRPC after the reply was built.
     assert "Sent message larger than max" not in (caught.value.details() or "")
+    assert "GRPC_MAX_MESSAGE_BYTES" in (caught.value.details() or "")
