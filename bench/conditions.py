@@ -37,6 +37,9 @@ def filesystem_of(path: Path) -> str:
     return f"{best.fstype} on {best.device}" if best else "unknown"
 
 
+_OUTPUTS = (":!BENCHMARKS.md", ":!bench/results.png")
+
+
 def git_commit() -> str:
     """The commit the harness ran at, marked when the tree had local changes."""
     try:
@@ -48,7 +51,8 @@ def git_commit() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            # The harness's own outputs do not make the measured code dirty.
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_OUTPUTS],
             cwd=REPO,
             capture_output=True,
             text=True,
