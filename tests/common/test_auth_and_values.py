@@ -44,3 +44,38 @@ def test_json_values_round_trip() -> None:
 def test_non_json_values_are_rejected(bad: object) -> None:
     with pytest.raises(TypeError, match="not JSON-serializable"):
         to_value(bad)
+
+
+def test_value_edge_cases_match_json_rules() -> None:
+    assert from_value(to_value({1: "a", None: "b", 2.5: "c", False: "d"})) == {
+        "1": "a",
+        "null": "b",
+        "2.5": "c",
+        "false": "d",
+    }
+    assert from_value(to_value((1, 2.5))) == [1, 2.5]
+    assert from_value(to_value({})) == {}
+    assert from_value(to_value([])) == []
+    assert to_value({}).WhichOneof("kind") == "struct_value"
+    assert to_value([]).WhichOneof("kind") == "list_value"
+    assert from_value(to_value(2**60)) == float(2**60)  # beyond a double's exact integers
+
+
+@pytest.mark.parametrize(
+    "bad", [float("inf"), {"k": float("-inf")}, 10**400, {(1, 2): "tuple key"}, [[]] * 0 + [{1j}]]
+)
+def test_values_json_cannot_carry_are_type_errors(bad: object) -> None:
+    with pytest.raises(TypeError, match="not JSON-serializable"):
+        to_value(bad)
+
+
+def test_nesting_is_bounded_so_every_value_stays_parseable() -> None:
+    from services.common.json_value import MAX_DEPTH
+
+    deep: object = "leaf"
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    reparsed = type(to_value(deep))()
+    reparsed.ParseFromString(to_value(deep).SerializeToString())  # protobuf accepts it
+    with pytest.raises(TypeError, match="nested deeper"):
+        to_value([deep])
