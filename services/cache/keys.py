@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.common.errors import ServiceError, invalid_argument
 
 MAX_KEY_BYTES = 256
+# Up to this many characters a string cannot exceed MAX_KEY_BYTES (4 bytes per
+# character at most), so its size needs no encoding.
+_SHORT = MAX_KEY_BYTES // 4
 
 
 class KeyRules:
@@ -24,6 +29,10 @@ class KeyRules:
 
     def prefix_of(self, key: str, field: str = "key") -> str:
         """The prefix of a valid key; ServiceError INVALID_ARGUMENT naming the problem."""
+        prefix = self._quick_prefix(key)
+        if prefix is not None:
+            return prefix
+        # Something is wrong (or unusual): the slow path names it.
         _check_text(key, "key", field, self.form)
         parts = key.split(":", self.depth)
         if len(parts) <= self.depth:
@@ -38,6 +47,32 @@ class KeyRules:
             raise _bad(f"key {key!r} has an empty prefix segment: expected {self.form}", field)
         if parts[-1] == "":
             raise _bad(f"key {key!r} has nothing after the prefix: expected {self.form}", field)
+        return ":".join(parts[: self.depth])
+
+    def prefixes(self, keys: Sequence[str], field: str = "keys") -> list[str]:
+        """The prefix of each key; the error names the item (`keys[3]`)."""
+        quick = self._quick_prefix
+        found: list[str] = []
+        for index, key in enumerate(keys):
+            prefix = quick(key)
+            if prefix is None:
+                # Only a key that fails the quick test pays for its field name.
+                prefix = self.prefix_of(key, f"{field}[{index}]")
+            found.append(prefix)
+        return found
+
+    def _quick_prefix(self, key: str) -> str | None:
+        """The prefix of a plainly valid key at C speed; None when in any doubt."""
+        # Python counts every white-space character except the ASCII space as
+        # unprintable, so this is _check_text's test without a Python loop.
+        if not key.isprintable() or " " in key or not _fits(key):
+            return None
+        if self.depth == 1:
+            colon = key.find(":")
+            return key[:colon] if 0 < colon < len(key) - 1 else None
+        parts = key.split(":", self.depth)
+        if len(parts) <= self.depth or parts[-1] == "" or "" in parts[: self.depth]:
+            return None
         return ":".join(parts[: self.depth])
 
     def check_prefix(self, prefix: str, field: str = "prefix") -> str:
@@ -60,6 +95,15 @@ class KeyRules:
         return self.check_prefix(text, field)
 
 
+def _fits(text: str) -> bool:
+    """Non-empty and at most MAX_KEY_BYTES of UTF-8."""
+    if len(text) <= _SHORT:
+        return text != ""
+    if text.isascii():
+        return len(text) <= MAX_KEY_BYTES
+    return len(text.encode("utf-8", errors="surrogatepass")) <= MAX_KEY_BYTES
+
+
 def _check_text(text: str, what: str, field: str, form: str) -> None:
     if text == "":
         raise _bad(f"{what} is empty: expected {form}", field)
@@ -70,6 +114,9 @@ def _check_text(text: str, what: str, field: str, form: str) -> None:
             f"(starts {text[:32]!r})",
             field,
         )
+    if text.isprintable() and " " not in text:
+        return
+    # Slow, only to name the offending character.
     for char in text:
         if char.isspace() or not char.isprintable():
             raise _bad(

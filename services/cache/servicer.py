@@ -64,7 +64,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         prefix = self._store.keys.prefix_of(request.key, "key")
 
         async def here() -> cache_pb2.GetResponse:
-            hit = await self._store.get(request.key)
+            hit = await self._store.get(request.key, prefix)
             reply = cache_pb2.GetResponse(key=request.key, found=hit is not None)
             if hit is not None:
                 _fill(reply, hit)
@@ -104,10 +104,12 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         self._require_enabled()
         keys = list(request.keys)
         self._store.admission.batch(len(keys), "keys")
-        prefixes = [self._store.keys.prefix_of(key, f"keys[{i}]") for i, key in enumerate(keys)]
+        prefixes = self._store.keys.prefixes(keys, "keys")
 
         async def here(indexes: list[int]) -> list[cache_pb2.MGetResult]:
-            hits = await self._store.mget([keys[i] for i in indexes])
+            hits = await self._store.mget(
+                [keys[i] for i in indexes], [prefixes[i] for i in indexes]
+            )
             self._check_reply_size(
                 sum(
                     len(hit.blob) + len(keys[i])

@@ -136,20 +136,32 @@ class CacheStore:
 
     # -- reads ---------------------------------------------------------------
 
-    async def get(self, key: str) -> Hit | None:
-        """The live entry of `key`, or None."""
-        prefix = self.keys.prefix_of(key, "key")
+    async def get(self, key: str, prefix: str | None = None) -> Hit | None:
+        """The live entry of `key` (whose `prefix` the caller may have found already), or None."""
+        if prefix is None:
+            prefix = self.keys.prefix_of(key, "key")
         self._check_open()
         answers: list[Hit | None] = [None]
         await self._read_prefix(prefix, [0], [key], answers)
         return answers[0]
 
-    async def mget(self, keys: Sequence[str]) -> list[Hit | None]:
-        """Entries of `keys` in order (None per miss); duplicates answered each time."""
+    async def mget(
+        self, keys: Sequence[str], prefixes: Sequence[str] | None = None
+    ) -> list[Hit | None]:
+        """Entries of `keys` in order (None per miss); duplicates answered each time.
+
+        `prefixes`, when given, are the keys' prefixes as the caller validated them.
+        """
         self.admission.batch(len(keys), "keys")
+        if prefixes is None:
+            prefixes = self.keys.prefixes(keys, "keys")
         by_prefix: dict[str, list[int]] = {}
-        for index, key in enumerate(keys):
-            by_prefix.setdefault(self.keys.prefix_of(key, f"keys[{index}]"), []).append(index)
+        for index, prefix in enumerate(prefixes):
+            indexes = by_prefix.get(prefix)
+            if indexes is None:
+                by_prefix[prefix] = [index]
+            else:
+                indexes.append(index)
         self._check_open()
         answers: list[Hit | None] = [None] * len(keys)
         if len(by_prefix) == 1:
