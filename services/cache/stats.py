@@ -153,15 +153,15 @@ class CacheStats:
                 series = self._series[label] = _Series(self, label)
         return series
 
-    def hit(self, prefix: str) -> None:
+    def read(self, prefix: str, hits: int, misses: int) -> None:
+        """Count one call's hits and misses on `prefix` (each counter touched once)."""
         series = self._of(prefix)
-        series.hits.inc()
-        series.tally.hits += 1
-
-    def miss(self, prefix: str) -> None:
-        series = self._of(prefix)
-        series.misses.inc()
-        series.tally.misses += 1
+        if hits:
+            series.hits.inc(hits)
+            series.tally.hits += hits
+        if misses:
+            series.misses.inc(misses)
+            series.tally.misses += misses
 
     def stored(self, prefix: str, count: int = 1) -> None:
         series = self._of(prefix)

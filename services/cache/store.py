@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import ceil
 
 import grpc
 
@@ -21,13 +22,13 @@ from services.cache.db import CacheDb, Row
 from services.cache.gate import PrefixGates
 from services.cache.group_commit import GroupCommitter
 from services.cache.keys import KeyRules
-from services.cache.lru import LruMemory, entry_size
-from services.cache.overlay import MISS, NOT_IN_MEMORY, Overlay, Seen
+from services.cache.lru import Entry, LruMemory, entry_size
+from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen
 from services.cache.ownership import Ownership
 from services.cache.readers import Readers
 from services.cache.stats import CacheStats
 from services.cache.tenure import Tenure, settled
-from services.cache.ttl_policy import TtlPolicy, remaining_seconds
+from services.cache.ttl_policy import TtlPolicy
 from services.cache.writes import ClearPrefix, Put, Remove, Sweep, WriteOp
 from services.common.errors import ServiceError
 
@@ -181,39 +182,65 @@ class CacheStore:
             async with self.gates.hold(prefix):
                 epoch = await self.ownership.admit(prefix)
                 now = self.clock.now()
-                seen = {keys[i]: self._peek(keys[i], prefix, now) for i in indexes}
-                unknown = [key for key, s in seen.items() if s.unknown]
+                seen, waits, unknown = self._peek_all(prefix, indexes, keys, now)
                 if unknown:
                     rows = await self.readers.rows(unknown, now)
                     for key in unknown:
                         seen[key] = self._fill(key, prefix, rows.get(key), epoch)
             # The output gate: what we saw may include writes not yet durable.
-            if not await settled({s.wait for s in seen.values() if s.wait is not None}):
+            if waits and not await settled(waits):
                 continue  # a write we would have revealed failed: look again
+            hits = 0
             for i in indexes:
                 s = seen[keys[i]]
-                if s.expires_at > now and s.blob is not None:
-                    answers[i] = Hit(s.blob, remaining_seconds(s.expires_at, now))
-                    self.stats.hit(prefix)
-                else:
-                    self.stats.miss(prefix)
+                if s.blob is not None and s.expires_at > now:
+                    # Live, so more than 0 s are left and ceil() is at least 1,
+                    # as remaining_seconds() would say.
+                    answers[i] = Hit(s.blob, ceil(s.expires_at - now))
+                    hits += 1
+            # One increment per counter per call, not one per key.
+            self.stats.read(prefix, hits, len(indexes) - hits)
             return
         raise ServiceError(
             grpc.StatusCode.UNAVAILABLE,
             f"writes to prefix {prefix!r} keep failing to commit; retry later",
         )
 
-    def _peek(self, key: str, prefix: str, now: float) -> Seen:
-        seen = self.overlay.peek(key, prefix)
-        if seen is not None:
-            return seen
-        entry = self.memory.get(key)
-        if entry is not None:
-            if entry.expires_at > now:
-                return Seen(entry.blob, entry.expires_at)
-            self.memory.remove(key)  # expired: the sweeper deletes the row
-            return MISS
-        return MISS if self.complete or prefix in self.complete_prefixes else NOT_IN_MEMORY
+    def _peek_all(
+        self, prefix: str, indexes: list[int], keys: Sequence[str], now: float
+    ) -> tuple[dict[str, Seen | Entry], set[Commit], list[str]]:
+        """What the overlay and memory say of each key: what they saw (a memory
+        hit is its Entry, not a copy), the commits to wait for, the keys to ask
+        the database about."""
+        seen: dict[str, Seen | Entry] = {}
+        waits: set[Commit] = set()
+        unknown: list[str] = []
+        peek = self.overlay.peek
+        remembered = self.memory.get
+        definitive = self.complete or prefix in self.complete_prefixes
+        for i in indexes:
+            key = keys[i]
+            if key in seen:
+                continue  # a duplicate: answered from the same look
+            pending = peek(key, prefix)
+            if pending is not None:
+                seen[key] = pending
+                if pending.wait is not None:
+                    waits.add(pending.wait)
+                continue
+            entry = remembered(key)
+            if entry is not None:
+                if entry.expires_at > now:
+                    seen[key] = entry
+                    continue
+                self.memory.remove(key)  # expired: the sweeper deletes the row
+                seen[key] = MISS
+            elif definitive:
+                seen[key] = MISS
+            else:
+                seen[key] = NOT_IN_MEMORY
+                unknown.append(key)
+        return seen, waits, unknown
 
     def _fill(self, key: str, prefix: str, row: Row | None, epoch: int) -> Seen:
         if row is None:
