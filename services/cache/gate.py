@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterable
+from types import TracebackType
 
 import grpc
 
@@ -37,9 +37,22 @@ class PrefixGates:
         gate = self._gates.get(prefix)
         return 0 if gate is None else gate.depth
 
-    @asynccontextmanager
-    async def hold(self, prefix: str) -> AsyncIterator[None]:
-        """Wait for our turn on `prefix`; RESOURCE_EXHAUSTED when its queue is full."""
+    def hold(self, prefix: str) -> Hold:
+        """`async with`: our turn on `prefix`; RESOURCE_EXHAUSTED when its queue is full."""
+        return Hold(self, prefix)
+
+    def hold_all(self, prefixes: Iterable[str]) -> Hold | HoldAll:
+        """Hold several gates at once (an MSet spanning prefixes).
+
+        Taken in sorted order: two multi-prefix operations can then never each
+        hold a gate the other waits for.
+        """
+        ordered = sorted(set(prefixes))
+        if len(ordered) == 1:
+            return Hold(self, ordered[0])
+        return HoldAll([Hold(self, prefix) for prefix in ordered])
+
+    def _join(self, prefix: str) -> _Gate:
         gate = self._gates.get(prefix)
         if gate is None:
             gate = self._gates[prefix] = _Gate()
@@ -50,22 +63,77 @@ class PrefixGates:
                 f"{self.max_queue}); retry with backoff",
             )
         gate.depth += 1
+        return gate
+
+    def _leave(self, prefix: str, gate: _Gate) -> None:
+        gate.depth -= 1
+        if gate.depth == 0 and self._gates.get(prefix) is gate:
+            del self._gates[prefix]
+
+
+class Hold:
+    """`async with` one prefix's gate.
+
+    A class rather than an @asynccontextmanager: no generator per call, and an
+    idle gate's lock is taken without suspending.
+    """
+
+    __slots__ = ("_gate", "_gates", "_prefix")
+
+    def __init__(self, gates: PrefixGates, prefix: str) -> None:
+        self._gates = gates
+        self._prefix = prefix
+        self._gate: _Gate | None = None
+
+    async def __aenter__(self) -> None:
+        gate = self._gates._join(self._prefix)
         try:
-            async with gate.lock:
-                yield
-        finally:
-            gate.depth -= 1
-            if gate.depth == 0 and self._gates.get(prefix) is gate:
-                del self._gates[prefix]
+            # Returns without suspending when the lock is free and nobody waits.
+            await gate.lock.acquire()
+        except BaseException:  # cancelled while queued
+            self._gates._leave(self._prefix, gate)
+            raise
+        self._gate = gate
 
-    @asynccontextmanager
-    async def hold_all(self, prefixes: Iterable[str]) -> AsyncIterator[None]:
-        """Hold several gates at once (an MSet spanning prefixes).
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        gate = self._gate
+        assert gate is not None
+        self._gate = None
+        gate.lock.release()
+        self._gates._leave(self._prefix, gate)
 
-        Taken in sorted order: two multi-prefix operations can then never each
-        hold a gate the other waits for.
-        """
-        async with AsyncExitStack() as stack:
-            for prefix in sorted(set(prefixes)):
-                await stack.enter_async_context(self.hold(prefix))
-            yield
+
+class HoldAll:
+    """`async with` several gates, entered in the given order, left in reverse."""
+
+    __slots__ = ("_entered", "_holds")
+
+    def __init__(self, holds: list[Hold]) -> None:
+        self._holds = holds
+        self._entered: list[Hold] = []
+
+    async def __aenter__(self) -> None:
+        try:
+            for hold in self._holds:
+                await hold.__aenter__()
+                self._entered.append(hold)
+        except BaseException:
+            await self._leave()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        while self._entered:
+            await self._entered.pop().__aexit__(None, None, None)

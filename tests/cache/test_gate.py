@@ -116,3 +116,54 @@ async def test_a_cancelled_waiter_leaves_the_gate_usable() -> None:
     release.set()
     await holder
     assert gates.depth("p") == 0
+
+
+async def test_a_multi_prefix_hold_cancelled_midway_lets_go_of_what_it_took() -> None:
+    gates = PrefixGates()
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def hold_b() -> None:
+        async with gates.hold("b"):
+            started.set()
+            await release.wait()
+
+    async def hold_ab() -> None:
+        async with gates.hold_all(["b", "a"]):
+            raise AssertionError("must not get both while 'b' is held")
+
+    holder = asyncio.create_task(hold_b())
+    await started.wait()
+    multi = asyncio.create_task(hold_ab())
+    await wait_until(lambda: gates.depth("a") == 1 and gates.depth("b") == 2)
+    multi.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await multi
+    assert (gates.depth("a"), gates.depth("b")) == (0, 1)
+    async with asyncio.timeout(10), gates.hold("a"):  # "a" was let go
+        pass
+    release.set()
+    await holder
+    assert len(gates) == 0
+
+
+async def test_one_prefix_through_hold_all_keeps_arrival_order_and_the_queue_limit() -> None:
+    gates = PrefixGates(max_queue=3)
+    order: list[int] = []
+    release = asyncio.Event()
+
+    async def op(i: int) -> None:
+        async with gates.hold_all(["stock", "stock"]):
+            order.append(i)
+            await release.wait()
+
+    tasks = [asyncio.create_task(op(i)) for i in range(3)]
+    await wait_until(lambda: gates.depth("stock") == 3)
+    with pytest.raises(ServiceError) as caught:
+        async with gates.hold_all(["stock"]):
+            pass
+    assert caught.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    release.set()
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2]
+    assert len(gates) == 0
