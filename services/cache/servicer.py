@@ -106,7 +106,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         self._store.admission.batch(len(keys), "keys")
         prefixes = self._store.keys.prefixes(keys, "keys")
 
-        async def here(indexes: list[int]) -> list[cache_pb2.MGetResult]:
+        async def here(indexes: list[int]) -> list[Found]:
             hits = await self._store.mget(
                 [keys[i] for i in indexes], [prefixes[i] for i in indexes]
             )
@@ -117,13 +117,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
                     if hit
                 )
             )
-            results = []
-            for i, hit in zip(indexes, hits, strict=True):
-                result = cache_pb2.MGetResult(key=keys[i], found=hit is not None)
-                if hit is not None:
-                    _fill(result, hit)
-                results.append(result)
-            return results
+            return list(hits)
 
         parts = await self._router.fan_out(
             context,
@@ -131,12 +125,22 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             prefixes,
             local=here,
             request_for=lambda indexes: cache_pb2.MGetRequest(keys=[keys[i] for i in indexes]),
-            from_reply=lambda reply: list(reply.results),
+            from_reply=lambda reply: list[Found](reply.results),
         )
-        ordered: dict[int, cache_pb2.MGetResult] = {}
-        for indexes, results in parts:
-            ordered.update(zip(indexes, results, strict=True))
-        reply = cache_pb2.MGetResponse(results=[ordered[i] for i in range(len(keys))])
+        ordered: list[Found] = [None] * len(keys)
+        for indexes, found in parts:
+            for i, item in zip(indexes, found, strict=True):
+                ordered[i] = item
+        # Built in place: a result made on its own would be copied into the reply.
+        reply = cache_pb2.MGetResponse()
+        add = reply.results.add
+        for key, item in zip(keys, ordered, strict=True):
+            if item is None:
+                add(key=key, found=False)
+            elif isinstance(item, Hit):
+                _fill(add(key=key, found=True), item)
+            else:
+                reply.results.append(item)  # an owner's answer, forwarded
         # Parts from several owners are each within the limit but may not be together.
         self._check_reply_size(reply.ByteSize())
         return reply
@@ -303,6 +307,11 @@ def _finite(value: struct_pb2.Value) -> bool:
         elif kind == "struct_value":
             pending.extend(item.struct_value.fields.values())
     return True
+
+
+# One MGet item as a part of the call answered it: a hit here, a miss, or a
+# result forwarded from the owner of its prefix.
+Found = Hit | cache_pb2.MGetResult | None
 
 
 def _fill(reply: cache_pb2.GetResponse | cache_pb2.MGetResult, hit: Hit) -> None:
