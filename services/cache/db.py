@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -69,6 +79,18 @@ class CacheDb:
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine, synchronous)
         self.insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
+        # Our leases among some prefixes, built once (the writer asks in every transaction).
+        # FOR SHARE on PostgreSQL: a concurrent takeover (an UPDATE of the row) waits
+        # for our commit, and one that committed first is seen (the row re-checked).
+        # SQLite ignores it: BEGIN IMMEDIATE already made this transaction the only writer.
+        self._fence_stmt = (
+            select(leases.c.prefix, leases.c.epoch)
+            .where(
+                leases.c.owner_token == bindparam("token"),
+                leases.c.prefix.in_(bindparam("prefixes", expanding=True)),
+            )
+            .with_for_update(read=True)
+        )
         # Built once: the writer runs it in every transaction, and building it
         # through SQLAlchemy Core cost more CPU than SQLite's commit.
         self._upsert_sql = _upsert_sql("?" if self.dialect == "sqlite" else "%s")
@@ -149,13 +171,9 @@ class CacheDb:
         wanted = {pair for ops in submissions for op in ops if (pair := _fence_of(op))}
         if not wanted:
             return set()
-        stmt = select(leases.c.prefix, leases.c.epoch).where(
-            leases.c.owner_token == token, leases.c.prefix.in_(sorted({p for p, _ in wanted}))
-        )
-        # FOR SHARE on PostgreSQL: a concurrent takeover (an UPDATE of the row) waits
-        # for our commit, and one that committed first is seen (the row re-checked).
-        # SQLite ignores it: BEGIN IMMEDIATE already made this transaction the only writer.
-        held = {(r.prefix, int(r.epoch)) for r in conn.execute(stmt.with_for_update(read=True))}
+        prefixes = sorted({p for p, _ in wanted})
+        rows = conn.execute(self._fence_stmt, {"token": token, "prefixes": prefixes})
+        held = {(r.prefix, int(r.epoch)) for r in rows}
         return wanted - held
 
     def _apply(self, conn: Connection, ops: Sequence[WriteOp], now: float) -> list[object]:
