@@ -12,7 +12,7 @@ from services.common.errors import ServiceError
 
 
 class _Gate:
-    __slots__ = ("depth", "lock")
+    __slots__ = ("depth", "lock", "requests")
 
     def __init__(self) -> None:
         # asyncio.Lock hands itself to waiters in FIFO order and a newcomer
@@ -20,6 +20,8 @@ class _Gate:
         self.lock = asyncio.Lock()
         # Holder plus waiters.
         self.depth = 0
+        # Of those, the callers' operations: CACHE_MAX_PREFIX_QUEUE bounds these.
+        self.requests = 0
 
 
 class PrefixGates:
@@ -37,9 +39,14 @@ class PrefixGates:
         gate = self._gates.get(prefix)
         return 0 if gate is None else gate.depth
 
-    def hold(self, prefix: str) -> Hold:
-        """`async with`: our turn on `prefix`; RESOURCE_EXHAUSTED when its queue is full."""
-        return Hold(self, prefix)
+    def hold(self, prefix: str, *, internal: bool = False) -> Hold:
+        """`async with`: our turn on `prefix`; RESOURCE_EXHAUSTED when its queue is full.
+
+        `internal` is the node's own upkeep (loading a prefix it acquired, handing
+        one over). It queues in order like any operation but takes no caller's
+        place: a preload stuck behind a slow database must not turn callers away.
+        """
+        return Hold(self, prefix, internal)
 
     def hold_all(self, prefixes: Iterable[str]) -> Hold | HoldAll:
         """Hold several gates at once (an MSet spanning prefixes).
@@ -52,21 +59,25 @@ class PrefixGates:
             return Hold(self, ordered[0])
         return HoldAll([Hold(self, prefix) for prefix in ordered])
 
-    def _join(self, prefix: str) -> _Gate:
+    def _join(self, prefix: str, internal: bool) -> _Gate:
         gate = self._gates.get(prefix)
         if gate is None:
             gate = self._gates[prefix] = _Gate()
-        if gate.depth >= self.max_queue:
-            raise ServiceError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"prefix {prefix!r} has {gate.depth} operations queued (CACHE_MAX_PREFIX_QUEUE="
-                f"{self.max_queue}); retry with backoff",
-            )
+        if not internal:
+            if gate.requests >= self.max_queue:
+                raise ServiceError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"prefix {prefix!r} has {gate.requests} operations queued "
+                    f"(CACHE_MAX_PREFIX_QUEUE={self.max_queue}); retry with backoff",
+                )
+            gate.requests += 1
         gate.depth += 1
         return gate
 
-    def _leave(self, prefix: str, gate: _Gate) -> None:
+    def _leave(self, prefix: str, gate: _Gate, internal: bool) -> None:
         gate.depth -= 1
+        if not internal:
+            gate.requests -= 1
         if gate.depth == 0 and self._gates.get(prefix) is gate:
             del self._gates[prefix]
 
@@ -78,20 +89,21 @@ class Hold:
     idle gate's lock is taken without suspending.
     """
 
-    __slots__ = ("_gate", "_gates", "_prefix")
+    __slots__ = ("_gate", "_gates", "_internal", "_prefix")
 
-    def __init__(self, gates: PrefixGates, prefix: str) -> None:
+    def __init__(self, gates: PrefixGates, prefix: str, internal: bool = False) -> None:
         self._gates = gates
         self._prefix = prefix
+        self._internal = internal
         self._gate: _Gate | None = None
 
     async def __aenter__(self) -> None:
-        gate = self._gates._join(self._prefix)
+        gate = self._gates._join(self._prefix, self._internal)
         try:
             # Returns without suspending when the lock is free and nobody waits.
             await gate.lock.acquire()
         except BaseException:  # cancelled while queued
-            self._gates._leave(self._prefix, gate)
+            self._gates._leave(self._prefix, gate, self._internal)
             raise
         self._gate = gate
 
@@ -105,7 +117,7 @@ class Hold:
         assert gate is not None
         self._gate = None
         gate.lock.release()
-        self._gates._leave(self._prefix, gate)
+        self._gates._leave(self._prefix, gate, self._internal)
 
 
 class HoldAll:

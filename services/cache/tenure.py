@@ -55,7 +55,7 @@ class Tenure:
         store = self._store
         # Holding the gate, nothing new starts on the prefix; those queued behind
         # us find it gone and are sent to the new owner.
-        async with store.gates.hold(prefix):
+        async with store.gates.hold(prefix, internal=True):
             await settled(store.overlay.pending(prefix))
             if await store.ownership.release(prefix):
                 self._forget(prefix)
@@ -74,7 +74,7 @@ class Tenure:
         """Load the prefix's newest entries into free memory; all of them makes it complete."""
         store = self._store
         try:
-            async with store.gates.hold(prefix):
+            async with store.gates.hold(prefix, internal=True):
                 if store.ownership.current_epoch(prefix) != epoch:
                     return
                 # What this tenure already wrote must be in the database before we read it.

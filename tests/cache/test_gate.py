@@ -167,3 +167,33 @@ async def test_one_prefix_through_hold_all_keeps_arrival_order_and_the_queue_lim
     await asyncio.gather(*tasks)
     assert order == [0, 1, 2]
     assert len(gates) == 0
+
+
+async def test_internal_upkeep_queues_in_order_but_takes_no_callers_place() -> None:
+    gates = PrefixGates(max_queue=2)
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def upkeep() -> None:
+        # A preload of a just-acquired prefix, stuck behind a slow database.
+        async with gates.hold("stock", internal=True):
+            order.append("upkeep")
+            await release.wait()
+
+    async def caller(name: str) -> None:
+        async with gates.hold("stock"):
+            order.append(name)
+
+    held = asyncio.create_task(upkeep())
+    await wait_until(lambda: order == ["upkeep"])
+    callers = [asyncio.create_task(caller(f"c{i}")) for i in range(2)]
+    await wait_until(lambda: gates.depth("stock") == 3)
+    # The two callers fill CACHE_MAX_PREFIX_QUEUE by themselves; the upkeep is not counted.
+    with pytest.raises(ServiceError) as caught:
+        async with gates.hold("stock"):
+            pass
+    assert caught.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    release.set()
+    await asyncio.gather(held, *callers)
+    assert order == ["upkeep", "c0", "c1"]  # still one at a time, in arrival order
+    assert len(gates) == 0
