@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -129,6 +130,15 @@ def start_service(
 def wait_ready(proc: ServiceProcess, timeout: float = 30.0) -> None:
     """Poll for the ready file, then for grpc.health.v1 SERVING, within a deadline."""
     deadline = time.monotonic() + timeout
+    info = _wait_ready_file(proc, deadline, timeout)
+    proc.grpc_address = str(info["grpc"])
+    proc.metrics_port = int(info.get("metrics_port") or 0)
+    proc.extra = info
+    wait_serving(proc.grpc_address, deadline - time.monotonic())
+
+
+def _wait_ready_file(proc: ServiceProcess, deadline: float, timeout: float) -> dict[str, Any]:
+    """Poll for the process's ready file within the deadline; fail early if it exits."""
     while not proc.ready_file.exists():
         if proc.popen.poll() is not None:
             raise AssertionError(
@@ -138,11 +148,8 @@ def wait_ready(proc: ServiceProcess, timeout: float = 30.0) -> None:
             proc.stop()
             raise AssertionError(f"{proc.name} not ready within {timeout}s:\n{proc.log()}")
         time.sleep(0.02)
-    info = json.loads(proc.ready_file.read_text())
-    proc.grpc_address = str(info["grpc"])
-    proc.metrics_port = int(info.get("metrics_port") or 0)
-    proc.extra = info
-    wait_serving(proc.grpc_address, deadline - time.monotonic())
+    info: dict[str, Any] = json.loads(proc.ready_file.read_text())
+    return info
 
 
 def wait_serving(address: str, timeout: float) -> None:
@@ -197,16 +204,7 @@ def start_http_service(
 def wait_http_ready(proc: ServiceProcess, timeout: float = 30.0) -> None:
     """Poll for the ready file's "http" address, then for GET /healthz 200, within a deadline."""
     deadline = time.monotonic() + timeout
-    while not proc.ready_file.exists():
-        if proc.popen.poll() is not None:
-            raise AssertionError(
-                f"{proc.name} exited with {proc.popen.returncode} before ready:\n{proc.log()}"
-            )
-        if time.monotonic() > deadline:
-            proc.stop()
-            raise AssertionError(f"{proc.name} not ready within {timeout}s:\n{proc.log()}")
-        time.sleep(0.02)
-    info = json.loads(proc.ready_file.read_text())
+    info = _wait_ready_file(proc, deadline, timeout)
     proc.http_address = str(info["http"])
     proc.extra = info
     while True:
