@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +29,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from services.cache.tables import entries, leases, metadata
-from services.cache.writes import ClearPrefix, Put, Remove, Sweep, WriteOp
+from services.cache.writes import (
+    STORED,
+    ClearPrefix,
+    Outcome,
+    Put,
+    Remove,
+    Sweep,
+    WriteOp,
+    dispatch,
+)
 
 log = logging.getLogger(__name__)
 
 # Any constant: serialises schema creation across processes starting together.
 _SCHEMA_LOCK = 0x6D63_6163_6865
 
-# One result per op of an applied submission, or None: refused by its fence.
-Outcome = list[object] | None
+# One outcome per op of an applied submission, or None: refused by its fence.
+Outcomes = list[Outcome] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +150,7 @@ class CacheDb:
 
     def apply(
         self, submissions: Sequence[Sequence[WriteOp]], now: float, fence: str | None = None
-    ) -> list[Outcome]:
+    ) -> list[Outcomes]:
         """Run the submissions in order in ONE transaction; per submission, its results.
 
         With a `fence` (this process's lease token), a submission commits only if
@@ -151,15 +160,15 @@ class CacheDb:
         """
         with self.transaction() as conn:
             refused = self._refused(conn, submissions, fence) if fence is not None else set()
-            outcomes: list[Outcome] = []
+            outcomes: list[Outcomes] = []
             accepted: list[WriteOp] = []
             for ops in submissions:
-                if any(_fence_of(op) in refused for op in ops):
+                if refused and any(op.fence in refused for op in ops):
                     outcomes.append(None)
                 else:
                     outcomes.append([])
                     accepted.extend(ops)
-            results = iter(self._apply(conn, accepted, now))
+            results = iter(_Batch(conn, now, self._upsert_sql).run(accepted))
             for outcome, ops in zip(outcomes, submissions, strict=True):
                 if outcome is not None:
                     outcome.extend(next(results) for _ in ops)
@@ -168,60 +177,13 @@ class CacheDb:
     def _refused(
         self, conn: Connection, submissions: Sequence[Sequence[WriteOp]], token: str
     ) -> set[tuple[str, int]]:
-        wanted = {pair for ops in submissions for op in ops if (pair := _fence_of(op))}
+        wanted = {pair for ops in submissions for op in ops if (pair := op.fence)}
         if not wanted:
             return set()
         prefixes = sorted({p for p, _ in wanted})
         rows = conn.execute(self._fence_stmt, {"token": token, "prefixes": prefixes})
         held = {(r.prefix, int(r.epoch)) for r in rows}
         return wanted - held
-
-    def _apply(self, conn: Connection, ops: Sequence[WriteOp], now: float) -> list[object]:
-        results: list[object] = []
-        run: dict[str, Put] = {}
-        for op in ops:
-            if isinstance(op, Put):
-                # Last writer wins within a run of puts; one upsert per key,
-                # because PostgreSQL refuses to update a row twice in a statement.
-                run.pop(op.key, None)
-                run[op.key] = op
-                results.append(None)
-                continue
-            self._upsert(conn, run.values(), now)
-            run.clear()
-            if isinstance(op, Remove):
-                results.append(self._remove(conn, op.key, now))
-            elif isinstance(op, ClearPrefix):
-                results.append(self._clear(conn, op.prefix, now))
-            else:
-                results.append(self._sweep(conn, op, now))
-        self._upsert(conn, run.values(), now)
-        return results
-
-    def _upsert(self, conn: Connection, puts: Iterable[Put], now: float) -> None:
-        rows = [(p.key, p.prefix, p.blob, p.expires_at, now) for p in puts]
-        if rows:
-            # Straight to the driver's executemany, tuples in column order.
-            conn.exec_driver_sql(self._upsert_sql, rows)
-
-    def _remove(self, conn: Connection, key: str, now: float) -> bool:
-        stmt = delete(entries).where(entries.c.key == key).returning(entries.c.expires_at)
-        expires_at = conn.execute(stmt).scalar_one_or_none()
-        return expires_at is not None and expires_at > now
-
-    def _clear(self, conn: Connection, prefix: str, now: float) -> int:
-        live = conn.execute(
-            delete(entries).where(entries.c.prefix == prefix, entries.c.expires_at > now)
-        ).rowcount
-        conn.execute(delete(entries).where(entries.c.prefix == prefix))
-        return int(live)
-
-    def _sweep(self, conn: Connection, op: Sweep, now: float) -> int:
-        expired = select(entries.c.key).where(entries.c.expires_at <= now).limit(op.limit)
-        # The outer expiry test matters with several processes on PostgreSQL: a row
-        # rewritten by its owner after our subquery's snapshot is re-checked, not deleted.
-        stmt = delete(entries).where(entries.c.key.in_(expired), entries.c.expires_at <= now)
-        return int(conn.execute(stmt).rowcount)
 
     # -- reads (the reader pool) -------------------------------------------
 
@@ -288,8 +250,60 @@ def _upsert_sql(mark: str) -> str:
     )
 
 
-def _fence_of(op: WriteOp) -> tuple[str, int] | None:
-    return None if isinstance(op, Sweep) else (op.prefix, op.epoch)
+class _Batch:
+    """Runs accepted writes in order in one transaction (the writer's WriteHandler)."""
+
+    __slots__ = ("_conn", "_now", "_puts", "_upsert_sql")
+
+    def __init__(self, conn: Connection, now: float, upsert_sql: str) -> None:
+        self._conn = conn
+        self._now = now
+        self._upsert_sql = upsert_sql
+        # Last writer wins within a run of puts; one upsert per key, because
+        # PostgreSQL refuses to update a row twice in a statement.
+        self._puts: dict[str, Put] = {}
+
+    def run(self, ops: Sequence[WriteOp]) -> list[Outcome]:
+        """The outcome of each op, in order."""
+        outcomes = [dispatch(op, self) for op in ops]
+        self._flush()
+        return outcomes
+
+    def put(self, op: Put) -> Outcome:
+        self._puts.pop(op.key, None)
+        self._puts[op.key] = op
+        return STORED
+
+    def remove(self, op: Remove) -> Outcome:
+        self._flush()
+        stmt = delete(entries).where(entries.c.key == op.key).returning(entries.c.expires_at)
+        expires_at = self._conn.execute(stmt).scalar_one_or_none()
+        return Outcome(int(expires_at is not None and expires_at > self._now))
+
+    def clear(self, op: ClearPrefix) -> Outcome:
+        self._flush()
+        prefix = op.prefix
+        live = self._conn.execute(
+            delete(entries).where(entries.c.prefix == prefix, entries.c.expires_at > self._now)
+        ).rowcount
+        self._conn.execute(delete(entries).where(entries.c.prefix == prefix))
+        return Outcome(int(live))
+
+    def sweep(self, op: Sweep) -> Outcome:
+        self._flush()
+        now = self._now
+        expired = select(entries.c.key).where(entries.c.expires_at <= now).limit(op.limit)
+        # The outer expiry test matters with several processes on PostgreSQL: a row
+        # rewritten by its owner after our subquery's snapshot is re-checked, not deleted.
+        stmt = delete(entries).where(entries.c.key.in_(expired), entries.c.expires_at <= now)
+        return Outcome(int(self._conn.execute(stmt).rowcount))
+
+    def _flush(self) -> None:
+        if self._puts:
+            rows = [(p.key, p.prefix, p.blob, p.expires_at, self._now) for p in self._puts.values()]
+            # Straight to the driver's executemany, tuples in column order.
+            self._conn.exec_driver_sql(self._upsert_sql, rows)
+            self._puts.clear()
 
 
 def _sqlite_setup(engine: Engine, synchronous: str) -> None:

@@ -11,17 +11,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from services.cache.writes import WriteOp
+from services.cache.writes import Outcome, WriteOp
 from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 # Runs the submissions in one transaction (in the writer thread); per submission,
-# one result per op, or None when the submission was refused (fenced) and skipped.
-Apply = Callable[[Sequence[Sequence[WriteOp]]], list[list[object] | None]]
+# one outcome per op, or None when the submission was refused (fenced) and skipped.
+Apply = Callable[[Sequence[Sequence[WriteOp]]], list[list[Outcome] | None]]
 # Told the outcome on the event loop before any waiter is: the applied ops and
-# their results, or every op and None when the transaction failed.
-Settle = Callable[[Sequence[WriteOp], list[object] | None], None]
+# their outcomes, or every op and None when the transaction failed.
+Settle = Callable[[Sequence[WriteOp], list[Outcome] | None], None]
 # The error of a refused submission (after forgetting its ops).
 Refuse = Callable[[Sequence[WriteOp]], ServiceError]
 # Told the size and duration of every commit attempt, and whether it succeeded.
@@ -31,7 +31,7 @@ Observe = Callable[[int, float, bool], None]
 class _Submission:
     __slots__ = ("future", "ops")
 
-    def __init__(self, ops: Sequence[WriteOp], future: asyncio.Future[list[object]]) -> None:
+    def __init__(self, ops: Sequence[WriteOp], future: asyncio.Future[list[Outcome]]) -> None:
         self.ops = ops
         self.future = future
 
@@ -77,13 +77,13 @@ class GroupCommitter:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
-    def submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[list[object]]:
+    def submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[list[Outcome]]:
         """Queue `ops` (committed together, in order); the future resolves after the commit."""
         if self._closing:
             raise ServiceError(
                 grpc.StatusCode.UNAVAILABLE, "the cache is shutting down; retry on another node"
             )
-        future: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         # The writer may have given up waiting (its RPC was cancelled) while
         # readers still wait on this future; a failure nobody awaits is not an error.
         future.add_done_callback(_retrieve)
@@ -171,6 +171,6 @@ def _refused(ops: Sequence[WriteOp]) -> ServiceError:
     return ServiceError(grpc.StatusCode.UNAVAILABLE, "the write was refused at commit; retry")
 
 
-def _retrieve(future: asyncio.Future[list[object]]) -> None:
+def _retrieve(future: asyncio.Future[list[Outcome]]) -> None:
     if not future.cancelled():
         future.exception()

@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.cache.writes import ClearPrefix, Put, Remove, WriteOp
+from services.cache.writes import ClearPrefix, Outcome, Put, Remove, Sweep, WriteOp, dispatch
 
-Commit = asyncio.Future[list[object]]
+# A submission's commit: resolves to one outcome per op, or fails.
+Commit = asyncio.Future[list[Outcome]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +50,16 @@ class Overlay:
         self._clears: dict[str, _Pending] = {}
         # Bytes of pending values (they count as memory in use).
         self.bytes = 0
+        self._settler = _Settle(self)
 
     def __len__(self) -> int:
         return len(self._writes) + len(self._clears)
 
     def admit(self, ops: Sequence[WriteOp], done: Commit) -> None:
         """Record `ops`, committed by `done`, as the newest state of their keys."""
+        admit = _Admit(self, done)
         for op in ops:
-            if isinstance(op, Put):
-                self._replace(op.key, _Pending(op.prefix, op.seq, op.blob, op.expires_at, done))
-            elif isinstance(op, Remove):
-                self._replace(op.key, _Pending(op.prefix, op.seq, None, 0.0, done))
-            elif isinstance(op, ClearPrefix):
-                self._clears[op.prefix] = _Pending(op.prefix, op.seq, None, 0.0, done)
+            dispatch(op, admit)
 
     def _replace(self, key: str, pending: _Pending) -> None:
         old = self._writes.get(key)
@@ -95,13 +93,61 @@ class Overlay:
 
     def settle(self, op: WriteOp) -> None:
         """Forget `op` (committed or failed) unless a newer pending op replaced it."""
-        if isinstance(op, ClearPrefix):
-            clear = self._clears.get(op.prefix)
-            if clear is not None and clear.seq == op.seq:
-                del self._clears[op.prefix]
-        elif isinstance(op, (Put, Remove)):
-            write = self._writes.get(op.key)
-            if write is not None and write.seq == op.seq:
-                del self._writes[op.key]
-                if write.blob is not None:
-                    self.bytes -= len(write.blob)
+        dispatch(op, self._settler)
+
+    def _settle_write(self, key: str, seq: int) -> None:
+        write = self._writes.get(key)
+        if write is not None and write.seq == seq:
+            del self._writes[key]
+            if write.blob is not None:
+                self.bytes -= len(write.blob)
+
+    def _settle_clear(self, prefix: str, seq: int) -> None:
+        clear = self._clears.get(prefix)
+        if clear is not None and clear.seq == seq:
+            del self._clears[prefix]
+
+
+class _Admit:
+    """Records each kind of write in the overlay (a WriteHandler)."""
+
+    __slots__ = ("_done", "_overlay")
+
+    def __init__(self, overlay: Overlay, done: Commit) -> None:
+        self._overlay = overlay
+        self._done = done
+
+    def put(self, op: Put) -> None:
+        self._overlay._replace(
+            op.key, _Pending(op.prefix, op.seq, op.blob, op.expires_at, self._done)
+        )
+
+    def remove(self, op: Remove) -> None:
+        self._overlay._replace(op.key, _Pending(op.prefix, op.seq, None, 0.0, self._done))
+
+    def clear(self, op: ClearPrefix) -> None:
+        self._overlay._clears[op.prefix] = _Pending(op.prefix, op.seq, None, 0.0, self._done)
+
+    def sweep(self, op: Sweep) -> None:
+        return None  # expired rows are nobody's newest state
+
+
+class _Settle:
+    """Forgets each kind of write once its commit settled (a WriteHandler)."""
+
+    __slots__ = ("_overlay",)
+
+    def __init__(self, overlay: Overlay) -> None:
+        self._overlay = overlay
+
+    def put(self, op: Put) -> None:
+        self._overlay._settle_write(op.key, op.seq)
+
+    def remove(self, op: Remove) -> None:
+        self._overlay._settle_write(op.key, op.seq)
+
+    def clear(self, op: ClearPrefix) -> None:
+        self._overlay._settle_clear(op.prefix, op.seq)
+
+    def sweep(self, op: Sweep) -> None:
+        return None

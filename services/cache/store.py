@@ -29,7 +29,15 @@ from services.cache.readers import Readers
 from services.cache.stats import CacheStats
 from services.cache.tenure import Tenure, settled
 from services.cache.ttl_policy import TtlPolicy
-from services.cache.writes import ClearPrefix, Put, Remove, Sweep, WriteOp
+from services.cache.writes import (
+    ClearPrefix,
+    Outcome,
+    Put,
+    Remove,
+    Sweep,
+    WriteOp,
+    dispatch,
+)
 from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -78,6 +86,8 @@ class CacheStore:
             refuse=self._refuse,
         )
         self.readers = Readers(db, limits.read_threads)
+        self._forget = _Forget(self.memory)
+        self._committed = _Committed(self)
         # True while memory holds every live committed entry (a store alone on its
         # database, loaded whole at open), so a memory miss is a definitive miss;
         # false from the first eviction or failed commit.
@@ -297,8 +307,8 @@ class CacheStore:
         async with self.gates.hold(prefix):
             epoch = await self.ownership.admit(prefix)
             done = self._submit([Remove(key, prefix, self._next_seq(), epoch)])
-        (existed,) = await asyncio.shield(done)
-        return bool(existed)
+        (outcome,) = await asyncio.shield(done)
+        return outcome.removed > 0
 
     async def clear(self, prefix: str) -> int:
         """Delete every entry of `prefix`; returns how many were live."""
@@ -307,8 +317,8 @@ class CacheStore:
         async with self.gates.hold(prefix):
             epoch = await self.ownership.admit(prefix)
             done = self._submit([ClearPrefix(prefix, self._next_seq(), epoch)])
-        (deleted,) = await asyncio.shield(done)
-        return _count(deleted)
+        (outcome,) = await asyncio.shield(done)
+        return outcome.removed
 
     async def key_counts(self) -> dict[str, int]:
         """Live committed entries per prefix (from memory when it holds everything)."""
@@ -326,8 +336,8 @@ class CacheStore:
         self._check_open()
         total = 0
         while True:
-            (result,) = await asyncio.shield(self.committer.submit([Sweep(limit)]))
-            removed = _count(result)
+            (outcome,) = await asyncio.shield(self.committer.submit([Sweep(limit)]))
+            removed = outcome.removed
             total += removed
             if removed < limit:
                 return total
@@ -336,25 +346,22 @@ class CacheStore:
         self._seq += 1
         return self._seq
 
-    def _submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[list[object]]:
+    def _submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[list[Outcome]]:
         done = self.committer.submit(ops)
         self.overlay.admit(ops, done)
         return done
 
     # -- the committer's side (writer thread, then the event loop) -------------
 
-    def _apply(self, submissions: Sequence[Sequence[WriteOp]]) -> list[list[object] | None]:
+    def _apply(self, submissions: Sequence[Sequence[WriteOp]]) -> list[list[Outcome] | None]:
         return self.db.apply(submissions, self.clock.now(), self.ownership.token)
 
-    def _settle(self, ops: Sequence[WriteOp], results: list[object] | None) -> None:
-        if results is None:
+    def _settle(self, ops: Sequence[WriteOp], outcomes: list[Outcome] | None) -> None:
+        if outcomes is None:
             # The transaction may or may not have reached the disk (a lost
             # connection after COMMIT): memory no longer vouches for these keys.
             for op in ops:
-                if isinstance(op, ClearPrefix):
-                    self.memory.remove_prefix(op.prefix)
-                elif not isinstance(op, Sweep):
-                    self.memory.remove(op.key)
+                dispatch(op, self._forget)
                 self.overlay.settle(op)
             self.complete = False
             self.complete_prefixes.clear()
@@ -362,41 +369,26 @@ class CacheStore:
             return
         # Counted here, not in the handlers: a write whose caller gave up
         # waiting still committed.
-        for op, result in zip(ops, results, strict=True):
-            if isinstance(op, Put):
-                # Remembered only by the tenure that wrote it: after a lease changed
-                # hands, memory of the prefix starts again from the database.
-                if self.ownership.current_epoch(op.prefix) == op.epoch:
-                    self._evicted(self.memory.put(op.key, op.prefix, op.blob, op.expires_at))
-                else:
-                    self.memory.remove(op.key)
-                self.stats.stored(op.prefix)
-            elif isinstance(op, Remove):
-                self.memory.remove(op.key)
-                self.stats.deleted(op.prefix)
-            elif isinstance(op, ClearPrefix):
-                self.memory.remove_prefix(op.prefix)
-            else:
-                self.memory.purge_expired(self.clock.now())
-                self.stats.expired_removed(_count(result))
+        committed = self._committed
+        for op, outcome in zip(ops, outcomes, strict=True):
+            committed.outcome = outcome
+            dispatch(op, committed)
             self.overlay.settle(op)
         self.last_commit_error = None
 
     def _refuse(self, ops: Sequence[WriteOp]) -> ServiceError:
         """A submission fenced at commit: forget it; the error says who owns the prefix."""
-        fenced = [op for op in ops if not isinstance(op, Sweep)]
-        for op in fenced:
-            self.overlay.settle(op)
-            if isinstance(op, ClearPrefix):
-                self.memory.remove_prefix(op.prefix)
-            else:
-                self.memory.remove(op.key)
-        self.stats.refused(len(fenced))
+        fences = [fence for op in ops if (fence := op.fence) is not None]
+        for op in ops:
+            if op.fence is not None:
+                self.overlay.settle(op)
+                dispatch(op, self._forget)
+        self.stats.refused(len(fences))
         # Name a prefix whose lease moved (the others of an MSet may still be ours).
-        stale = next(
-            (op for op in fenced if self.ownership.current_epoch(op.prefix) != op.epoch), fenced[0]
+        prefix, epoch = next(
+            (f for f in fences if self.ownership.current_epoch(f[0]) != f[1]), fences[0]
         )
-        return self.ownership.refusal(stale.prefix, stale.epoch)
+        return self.ownership.refusal(prefix, epoch)
 
     def _evicted(self, count: int) -> None:
         if count:
@@ -408,6 +400,54 @@ class CacheStore:
         self.stats.committed(size, seconds, ok)
 
 
-def _count(result: object) -> int:
-    assert isinstance(result, int), result
-    return int(result)
+class _Forget:
+    """What memory drops of a write whose outcome is unknown or refused (a WriteHandler)."""
+
+    __slots__ = ("_memory",)
+
+    def __init__(self, memory: LruMemory) -> None:
+        self._memory = memory
+
+    def put(self, op: Put) -> None:
+        self._memory.remove(op.key)
+
+    def remove(self, op: Remove) -> None:
+        self._memory.remove(op.key)
+
+    def clear(self, op: ClearPrefix) -> None:
+        self._memory.remove_prefix(op.prefix)
+
+    def sweep(self, op: Sweep) -> None:
+        return None
+
+
+class _Committed:
+    """What memory and the counters learn from a committed write (a WriteHandler)."""
+
+    __slots__ = ("_store", "outcome")
+
+    def __init__(self, store: CacheStore) -> None:
+        self._store = store
+        # The outcome of the op being handled (set by the caller before each).
+        self.outcome: Outcome = Outcome()
+
+    def put(self, op: Put) -> None:
+        store = self._store
+        # Remembered only by the tenure that wrote it: after a lease changed
+        # hands, memory of the prefix starts again from the database.
+        if store.ownership.current_epoch(op.prefix) == op.epoch:
+            store._evicted(store.memory.put(op.key, op.prefix, op.blob, op.expires_at))
+        else:
+            store.memory.remove(op.key)
+        store.stats.stored(op.prefix)
+
+    def remove(self, op: Remove) -> None:
+        self._store.memory.remove(op.key)
+        self._store.stats.deleted(op.prefix)
+
+    def clear(self, op: ClearPrefix) -> None:
+        self._store.memory.remove_prefix(op.prefix)
+
+    def sweep(self, op: Sweep) -> None:
+        self._store.memory.purge_expired(self._store.clock.now())
+        self._store.stats.expired_removed(self.outcome.removed)

@@ -9,6 +9,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 from services.cache.lru import entry_size
+from services.cache.overlay import Commit
 from services.common.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def settled(commits: Iterable[asyncio.Future[list[object]]]) -> bool:
+async def settled(commits: Iterable[Commit]) -> bool:
     """Wait for every commit in `commits`; False when any of them failed."""
     ok = True
     for commit in commits:

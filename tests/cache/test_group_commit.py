@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from services.cache.group_commit import GroupCommitter
-from services.cache.writes import Put, WriteOp
+from services.cache.writes import STORED, Outcome, Put, WriteOp
 from services.common.errors import ServiceError
 
 
@@ -24,7 +24,7 @@ class Recorder:
         self.fail = fail
         self.in_first = threading.Event()
 
-    def apply(self, submissions: Sequence[Sequence[WriteOp]]) -> list[list[object] | None]:
+    def apply(self, submissions: Sequence[Sequence[WriteOp]]) -> list[list[Outcome] | None]:
         if not self.batches:
             self.in_first.set()
             self.hold_first.wait(timeout=30)
@@ -32,7 +32,7 @@ class Recorder:
         self.batches.append([op.key for op in ops if isinstance(op, Put)])
         if self.fail:
             raise RuntimeError("disk on fire")
-        return [[None] * len(ops) for ops in submissions]
+        return [[STORED] * len(ops) for ops in submissions]
 
 
 def _put(i: int) -> Put:

@@ -10,7 +10,7 @@ import pytest
 
 from services.cache.db import CacheDb
 from services.cache.lease_db import Incarnation, LeaseDb
-from services.cache.writes import Put
+from services.cache.writes import STORED, Put
 from tests.ownership.cluster import poll
 
 LEASE = 0.3
@@ -123,10 +123,10 @@ async def test_a_commit_is_fenced_per_submission_by_its_epoch(db: CacheDb) -> No
         fence="a-token",
     )
     # The stale epoch's submissions are skipped whole; the others commit.
-    assert outcomes == [None, [None], None, None]
+    assert outcomes == [None, [STORED], None, None]
     rows = db.get_many(["lost:k", "kept:k"], now)
     assert set(rows) == {"kept:k"}
-    assert db.apply([[put("lost", 2, b"new")]], now, fence="b-token") == [[None]]
+    assert db.apply([[put("lost", 2, b"new")]], now, fence="b-token") == [[STORED]]
     assert db.get_many(["lost:k"], now)["lost:k"].blob == b"new"
     # Without a fence (one store alone on its database) nothing is checked.
-    assert db.apply([[put("other", 7)]], now) == [[None]]
+    assert db.apply([[put("other", 7)]], now) == [[STORED]]
