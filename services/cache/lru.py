@@ -35,12 +35,49 @@ class LruMemory:
         self.evictions = 0
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._by_prefix: dict[str, set[str]] = {}
+        # Whether memory holds every live committed entry, so that a miss is
+        # definitive: of the whole database (a store alone on it, loaded whole at
+        # open), or of these prefixes (loaded whole when their lease was acquired).
+        # Memory alone decides it: any eviction ends it.
+        self._whole_database = False
+        self._whole_prefixes: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries
+
+    @property
+    def holds_everything(self) -> bool:
+        """Whether every live committed entry of the database is here."""
+        return self._whole_database
+
+    def holds_whole(self, prefix: str) -> bool:
+        """Whether every live committed entry of `prefix` is here (a miss is definitive)."""
+        return self._whole_database or prefix in self._whole_prefixes
+
+    def whole_prefixes(self) -> frozenset[str]:
+        """The prefixes vouched for one by one."""
+        return frozenset(self._whole_prefixes)
+
+    def vouch(self, prefix: str | None, *, since: int) -> None:
+        """Memory now holds every live entry of `prefix` (None: of the database), as
+        loaded after `evictions` was `since`; nothing is vouched for if any were evicted since."""
+        if self.evictions != since:
+            return
+        if prefix is None:
+            self._whole_database = True
+        else:
+            self._whole_prefixes.add(prefix)
+
+    def doubt(self, prefix: str | None = None) -> None:
+        """Vouch no longer for `prefix` (None: for anything), e.g. after a failed commit."""
+        if prefix is None:
+            self._whole_database = False
+            self._whole_prefixes.clear()
+        else:
+            self._whole_prefixes.discard(prefix)
 
     def get(self, key: str) -> Entry | None:
         """The entry, marked most recently used."""
@@ -56,6 +93,7 @@ class LruMemory:
         if size > self.max_bytes:
             # Bigger than the whole layer: it lives in the database only.
             self.evictions += 1
+            self.doubt()
             return 1
         evicted = 0
         while self.bytes + size > self.max_bytes and self._entries:
@@ -65,7 +103,9 @@ class LruMemory:
         self._entries[key] = Entry(blob, expires_at, prefix, size)
         self._by_prefix.setdefault(prefix, set()).add(key)
         self.bytes += size
-        self.evictions += evicted
+        if evicted:
+            self.evictions += evicted
+            self.doubt()
         return evicted
 
     def remove(self, key: str) -> bool:

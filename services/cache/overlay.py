@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from services.cache.writes import ClearPrefix, Outcome, Put, Remove, Sweep, WriteOp, dispatch
+from services.common.errors import ServiceError
 
 # A submission's commit: resolves to one outcome per op, or fails.
 Commit = asyncio.Future[list[Outcome]]
@@ -23,6 +24,17 @@ class Seen:
     wait: Commit | None = None
     # Memory cannot tell: ask the database.
     unknown: bool = False
+
+
+async def settled(commits: Iterable[Commit]) -> bool:
+    """Wait for every commit in `commits`; False when any of them failed."""
+    ok = True
+    for commit in commits:
+        try:
+            await asyncio.shield(commit)
+        except ServiceError:
+            ok = False
+    return ok
 
 
 MISS = Seen(None)

@@ -23,11 +23,11 @@ from services.cache.gate import PrefixGates
 from services.cache.group_commit import GroupCommitter
 from services.cache.keys import KeyRules
 from services.cache.lru import Entry, LruMemory, entry_size
-from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen
+from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, settled
 from services.cache.ownership import Ownership
 from services.cache.readers import Readers
 from services.cache.stats import CacheStats
-from services.cache.tenure import Tenure, settled
+from services.cache.tenure import Tenure
 from services.cache.ttl_policy import TtlPolicy
 from services.cache.writes import (
     ClearPrefix,
@@ -88,13 +88,15 @@ class CacheStore:
         self.readers = Readers(db, limits.read_threads)
         self._forget = _Forget(self.memory)
         self._committed = _Committed(self)
-        # True while memory holds every live committed entry (a store alone on its
-        # database, loaded whole at open), so a memory miss is a definitive miss;
-        # false from the first eviction or failed commit.
-        self.complete = False
-        # The same, per prefix: those loaded whole when their lease was acquired.
-        self.complete_prefixes: set[str] = set()
-        self.tenure = Tenure(self)
+        self.tenure = Tenure(
+            leases=ownership,
+            gates=self.gates,
+            overlay=self.overlay,
+            memory=self.memory,
+            readers=self.readers,
+            clock=clock,
+            writer=self.committer.executor,
+        )
         self.is_open = False
         self.last_commit_error: str | None = None
         self._seq = 0
@@ -116,9 +118,11 @@ class CacheStore:
                 self.limits.max_memory_bytes,
                 lambda row: entry_size(row.key, row.blob),
             )
+            evictions = self.memory.evictions
             for row in reversed(rows):  # oldest first, so the newest ends most recently used
                 self.memory.put(row.key, row.prefix, row.blob, row.expires_at)
-            self.complete = complete
+            if complete:
+                self.memory.vouch(None, since=evictions)
         self.committer.start()
         await self.ownership.start(self.tenure)
         self.is_open = True
@@ -126,7 +130,7 @@ class CacheStore:
             "cache store open: %d entries in memory (%d bytes), memory holds all: %s",
             len(self.memory),
             self.memory.bytes,
-            self.complete,
+            self.memory.holds_everything,
         )
 
     async def close(self) -> None:
@@ -227,7 +231,7 @@ class CacheStore:
         unknown: list[str] = []
         peek = self.overlay.peek
         remembered = self.memory.get
-        definitive = self.complete or prefix in self.complete_prefixes
+        definitive = self.memory.holds_whole(prefix)
         for i in indexes:
             key = keys[i]
             if key in seen:
@@ -323,7 +327,7 @@ class CacheStore:
     async def key_counts(self) -> dict[str, int]:
         """Live committed entries per prefix (from memory when it holds everything)."""
         now = self.clock.now()
-        if self.complete:
+        if self.memory.holds_everything:
             return self.memory.prefix_counts(now)
         return await self.readers.key_counts(now)
 
@@ -363,8 +367,7 @@ class CacheStore:
             for op in ops:
                 dispatch(op, self._forget)
                 self.overlay.settle(op)
-            self.complete = False
-            self.complete_prefixes.clear()
+            self.memory.doubt()
             self.last_commit_error = "the last commit failed"
             return
         # Counted here, not in the handlers: a write whose caller gave up
@@ -392,8 +395,6 @@ class CacheStore:
 
     def _evicted(self, count: int) -> None:
         if count:
-            self.complete = False
-            self.complete_prefixes.clear()
             self.stats.evicted(count)
 
     def _observe(self, size: int, seconds: float, ok: bool) -> None:

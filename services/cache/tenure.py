@@ -4,41 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from services.cache.lru import entry_size
-from services.cache.overlay import Commit
+from services.cache.clock import Clock
+from services.cache.gate import PrefixGates
+from services.cache.lru import LruMemory, entry_size
+from services.cache.overlay import Overlay, settled
+from services.cache.readers import Readers
 from services.common.errors import ServiceError
-
-if TYPE_CHECKING:
-    from services.cache.store import CacheStore
 
 log = logging.getLogger(__name__)
 
 
-async def settled(commits: Iterable[Commit]) -> bool:
-    """Wait for every commit in `commits`; False when any of them failed."""
-    ok = True
-    for commit in commits:
-        try:
-            await asyncio.shield(commit)
-        except ServiceError:
-            ok = False
-    return ok
+class Leases(Protocol):
+    """What a tenure asks of ownership: the epoch it holds and giving a prefix up."""
+
+    def current_epoch(self, prefix: str) -> int | None:
+        """The epoch of our lease on `prefix`, None when we hold none."""
+        ...
+
+    async def release(self, prefix: str) -> bool:
+        """Give up our lease on `prefix` now; False if that failed."""
+        ...
 
 
 class Tenure:
     """The store's side of ownership (the `Owned` an Ownership is started with)."""
 
-    def __init__(self, store: CacheStore) -> None:
-        self._store = store
+    def __init__(
+        self,
+        *,
+        leases: Leases,
+        gates: PrefixGates,
+        overlay: Overlay,
+        memory: LruMemory,
+        readers: Readers,
+        clock: Clock,
+        writer: Executor,
+    ) -> None:
+        self._leases = leases
+        self._gates = gates
+        self._overlay = overlay
+        self._memory = memory
+        self._readers = readers
+        self._clock = clock
+        self._writer = writer
         self._warming: set[asyncio.Task[None]] = set()
 
     @property
     def writer(self) -> Executor:
-        return self._store.committer.executor
+        return self._writer
 
     def acquired(self, prefix: str, epoch: int) -> None:
         # The previous owner may have written since we last held it: start from
@@ -53,12 +69,11 @@ class Tenure:
         self._forget(prefix)
 
     async def hand_over(self, prefix: str) -> None:
-        store = self._store
         # Holding the gate, nothing new starts on the prefix; those queued behind
         # us find it gone and are sent to the new owner.
-        async with store.gates.hold(prefix, internal=True):
-            await settled(store.overlay.pending(prefix))
-            if await store.ownership.release(prefix):
+        async with self._gates.hold(prefix, internal=True):
+            await settled(self._overlay.pending(prefix))
+            if await self._leases.release(prefix):
                 self._forget(prefix)
 
     async def stop(self) -> None:
@@ -68,29 +83,29 @@ class Tenure:
         await asyncio.gather(*self._warming, return_exceptions=True)
 
     def _forget(self, prefix: str) -> None:
-        self._store.memory.remove_prefix(prefix)
-        self._store.complete_prefixes.discard(prefix)
+        self._memory.remove_prefix(prefix)
+        self._memory.doubt(prefix)
 
     async def _warm(self, prefix: str, epoch: int) -> None:
-        """Load the prefix's newest entries into free memory; all of them makes it complete."""
-        store = self._store
+        """Load the prefix's newest entries into free memory; all of them makes it whole."""
+        memory, overlay = self._memory, self._overlay
         try:
-            async with store.gates.hold(prefix, internal=True):
-                if store.ownership.current_epoch(prefix) != epoch:
+            async with self._gates.hold(prefix, internal=True):
+                if self._leases.current_epoch(prefix) != epoch:
                     return
                 # What this tenure already wrote must be in the database before we read it.
-                await settled(store.overlay.pending(prefix))
-                budget = store.memory.max_bytes - store.memory.bytes
-                rows, whole = await store.readers.load_recent(
-                    store.clock.now(), budget, lambda row: entry_size(row.key, row.blob), prefix
+                await settled(overlay.pending(prefix))
+                budget = memory.max_bytes - memory.bytes
+                rows, whole = await self._readers.load_recent(
+                    self._clock.now(), budget, lambda row: entry_size(row.key, row.blob), prefix
                 )
-                if store.ownership.current_epoch(prefix) != epoch:
+                if self._leases.current_epoch(prefix) != epoch:
                     return
-                evictions = store.memory.evictions
+                evictions = memory.evictions
                 for row in reversed(rows):
-                    if not store.overlay.touches(row.key, prefix) and row.key not in store.memory:
-                        store.memory.put(row.key, prefix, row.blob, row.expires_at)
-                if whole and store.memory.evictions == evictions:
-                    store.complete_prefixes.add(prefix)
+                    if not overlay.touches(row.key, prefix) and row.key not in memory:
+                        memory.put(row.key, prefix, row.blob, row.expires_at)
+                if whole:
+                    memory.vouch(prefix, since=evictions)
         except ServiceError as exc:
             log.info("prefix %r not preloaded: %s", prefix, exc.message)

@@ -46,3 +46,33 @@ def test_remove_prefix_and_purge_expired() -> None:
     assert memory.purge_expired(now=10.0) == 1
     assert len(memory) == 0
     assert memory.bytes == 0
+
+
+def test_memory_vouches_for_a_whole_prefix_until_it_evicts_or_doubts() -> None:
+    size = entry_size("p:k0", b"x" * 100)
+    memory = LruMemory(max_bytes=2 * size)
+    since = memory.evictions
+    memory.put("p:k0", "p", b"x" * 100, 10.0)
+    memory.vouch("p", since=since)
+    assert memory.holds_whole("p") and not memory.holds_whole("q")
+    assert not memory.holds_everything
+    memory.doubt("p")
+    assert not memory.holds_whole("p")
+    memory.vouch(None, since=memory.evictions)
+    memory.vouch("p", since=memory.evictions)
+    assert memory.holds_everything and memory.holds_whole("q")
+    memory.put("q:k1", "q", b"x" * 100, 10.0)
+    assert memory.holds_whole("p")  # room enough: nothing evicted
+    memory.put("q:k2", "q", b"x" * 100, 10.0)  # evicts p:k0
+    assert not memory.holds_everything and not memory.holds_whole("p")
+    assert memory.whole_prefixes() == frozenset()
+
+
+def test_a_load_that_evicted_is_not_vouched_for() -> None:
+    size = entry_size("p:k0", b"x" * 100)
+    memory = LruMemory(max_bytes=size)
+    since = memory.evictions
+    memory.put("p:k0", "p", b"x" * 100, 10.0)
+    memory.put("p:k1", "p", b"x" * 100, 10.0)  # evicts p:k0 during the load
+    memory.vouch("p", since=since)
+    assert not memory.holds_whole("p")

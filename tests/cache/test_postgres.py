@@ -53,7 +53,7 @@ async def test_a_restart_on_postgresql_recovers_entries(pg_url: str, clock: Fake
     second = make_store(pg_url, CollectorRegistry(), clock)
     await second.open()
     try:
-        assert second.complete
+        assert second.memory.holds_everything
         hits = await second.mget([f"stock:{i}" for i in range(50)])
         assert all(h is not None for h in hits)
     finally:

@@ -93,7 +93,7 @@ async def test_evicted_entries_stay_readable_and_are_counted(
         assert len(store.memory) == 5
         assert store.memory.bytes <= 5 * size
         assert sample(registry, "cache_evictions_total") == 15
-        assert not store.complete
+        assert not store.memory.holds_everything
         assert await read(store, "stock:k00") == "x" * 200  # from the database...
         assert "stock:k00" in store.memory  # ...and admitted again
         assert await store.mget([f"stock:k{i:02d}" for i in range(20)]) != [None] * 20
@@ -117,7 +117,7 @@ async def test_restart_recovers_entries_and_memory_is_complete_when_they_fit(
     second = make_store(url, CollectorRegistry(), clock)
     await second.open()
     try:
-        assert second.complete
+        assert second.memory.holds_everything
         assert len(second.memory) == 10  # the expired one is not loaded
         assert [
             value_of(h.blob) for h in await second.mget([f"stock:{i}" for i in range(10)]) if h
@@ -142,7 +142,7 @@ async def test_restart_with_more_than_memory_loads_the_newest_and_reads_the_rest
     second = make_store(url, CollectorRegistry(), clock, max_memory_bytes=4 * size)
     await second.open()
     try:
-        assert not second.complete
+        assert not second.memory.holds_everything
         assert {k for k in (f"stock:{i}" for i in range(10)) if k in second.memory} == {
             "stock:6",
             "stock:7",

@@ -139,10 +139,10 @@ async def test_an_acquired_prefix_is_loaded_whole_so_misses_need_no_read(
     for i in range(20):
         another_owner_writes(tmp_path, f"news:{i}", i)
     ownership.give("news", 1)
-    await wait_until(lambda: "news" in store.complete_prefixes)
+    await wait_until(lambda: store.memory.holds_whole("news"))
     assert [key for key in (f"news:{i}" for i in range(20)) if key not in store.memory] == []
     ownership.take_back("news")
-    assert "news" not in store.complete_prefixes and "news:0" not in store.memory
+    assert not store.memory.holds_whole("news") and "news:0" not in store.memory
 
 
 async def test_a_commit_of_a_tenure_that_ended_is_not_remembered(
@@ -163,7 +163,7 @@ async def test_a_commit_of_a_tenure_that_ended_is_not_remembered(
             await late  # no fence in this test (token None): it commits
             assert "stock:k" not in store.memory  # epoch 1's write is not epoch 2's memory
     # The new tenure's reload reads it back from the database.
-    await wait_until(lambda: "stock" in store.complete_prefixes)
+    await wait_until(lambda: store.memory.holds_whole("stock"))
     entry = store.memory.get("stock:k")
     assert entry is not None and entry.blob == blob("late")
 
