@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
-
+from services.cache.errors import CacheError, Failure
 from services.cache.keys import KeyRules
 from services.cache.ttl_policy import TtlPolicy
-from services.common.errors import ServiceError, invalid_argument
+from services.common.errors import invalid_argument
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +45,8 @@ class Admission:
         prefix = self.keys.prefix_of(key, f"{field}key")
         ttl = self.ttl.resolve(ttl_seconds, f"{field}ttl_seconds")
         if len(blob) > self.limits.max_value_bytes:
-            raise ServiceError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            raise CacheError(
+                Failure.TOO_LARGE,
                 f"{field}value of key {key!r} is {len(blob)} bytes serialized; the limit is "
                 f"{self.limits.max_value_bytes} bytes (CACHE_MAX_VALUE_BYTES)",
             )

@@ -6,9 +6,7 @@ import asyncio
 from collections.abc import Iterable
 from types import TracebackType
 
-import grpc
-
-from services.common.errors import ServiceError
+from services.cache.errors import CacheError, Failure
 
 
 class _Gate:
@@ -65,8 +63,8 @@ class PrefixGates:
             gate = self._gates[prefix] = _Gate()
         if not internal:
             if gate.requests >= self.max_queue:
-                raise ServiceError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                raise CacheError(
+                    Failure.BUSY,
                     f"prefix {prefix!r} has {gate.requests} operations queued "
                     f"(CACHE_MAX_PREFIX_QUEUE={self.max_queue}); retry with backoff",
                 )

@@ -9,10 +9,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
-
+from services.cache.errors import CacheError, Failure
 from services.cache.writes import Outcome, WriteOp
-from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +21,7 @@ Apply = Callable[[Sequence[Sequence[WriteOp]]], list[list[Outcome] | None]]
 # their outcomes, or every op and None when the transaction failed.
 Settle = Callable[[Sequence[WriteOp], list[Outcome] | None], None]
 # The error of a refused submission (after forgetting its ops).
-Refuse = Callable[[Sequence[WriteOp]], ServiceError]
+Refuse = Callable[[Sequence[WriteOp]], CacheError]
 # Told the size and duration of every commit attempt, and whether it succeeded.
 Observe = Callable[[int, float, bool], None]
 
@@ -80,8 +78,8 @@ class GroupCommitter:
     def submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[list[Outcome]]:
         """Queue `ops` (committed together, in order); the future resolves after the commit."""
         if self._closing:
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE, "the cache is shutting down; retry on another node"
+            raise CacheError(
+                Failure.UNAVAILABLE, "the cache is shutting down; retry on another node"
             )
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         # The writer may have given up waiting (its RPC was cancelled) while
@@ -138,8 +136,8 @@ class GroupCommitter:
             self._report(len(ops), started, ok=False)
             log.error("commit of %d writes failed: %s", len(ops), exc, exc_info=True)
             self._settle(ops, None)
-            error = ServiceError(
-                grpc.StatusCode.UNAVAILABLE,
+            error = CacheError(
+                Failure.UNAVAILABLE,
                 f"the database commit failed ({type(exc).__name__}); the write was not "
                 "applied, retry",
             )
@@ -167,8 +165,8 @@ class GroupCommitter:
             self._observe(size, time.perf_counter() - started, ok)
 
 
-def _refused(ops: Sequence[WriteOp]) -> ServiceError:
-    return ServiceError(grpc.StatusCode.UNAVAILABLE, "the write was refused at commit; retry")
+def _refused(ops: Sequence[WriteOp]) -> CacheError:
+    return CacheError(Failure.UNAVAILABLE, "the write was refused at commit; retry")
 
 
 def _retrieve(future: asyncio.Future[list[Outcome]]) -> None:

@@ -17,14 +17,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import grpc
-
+from services.cache.errors import CacheError, Failure
 from services.cache.lease_db import Beat, Claim, LeaseDb
 from services.cache.lease_metrics import OwnershipMetrics
 from services.cache.liveness import has_exited
 from services.cache.membership import View, preferred
 from services.cache.ownership import Fenced, MemberInfo, NotOwner, Owned, OwnerInfo
-from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -335,15 +333,15 @@ class LeaseOwnership:
                 raise NotOwner(prefix, self._remote_owner(prefix), "this node is handing it over")
             if self._monotonic() < held.valid_until:
                 return held.epoch
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE,
+            raise CacheError(
+                Failure.UNAVAILABLE,
                 f"prefix {prefix!r}: this node's lease may have lapsed (its renewals are "
                 f"failing: {self._last_error or 'slow database'}); retry shortly",
             )
         problem = self.problem()
         if problem is not None:
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE,
+            raise CacheError(
+                Failure.UNAVAILABLE,
                 f"prefix {prefix!r}: this node cannot hold leases now ({problem}); "
                 "retry on another node",
             )
@@ -370,7 +368,7 @@ class LeaseOwnership:
         # Another node's; or nobody's we know of, and admit() says why.
         return self._remote_owner(prefix)
 
-    def refusal(self, prefix: str, epoch: int) -> ServiceError:
+    def refusal(self, prefix: str, epoch: int) -> CacheError:
         owner = self._remote_owner(prefix) if prefix not in self._held else None
         return Fenced(
             prefix, owner, f"the write was refused: this node's lease epoch {epoch} is not current"

@@ -79,6 +79,10 @@ class LruMemory:
         else:
             self._whole_prefixes.discard(prefix)
 
+    def peek(self, key: str) -> Entry | None:
+        """The entry, its place in the eviction order untouched."""
+        return self._entries.get(key)
+
     def get(self, key: str) -> Entry | None:
         """The entry, marked most recently used."""
         entry = self._entries.get(key)

@@ -9,11 +9,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
-import grpc
-
 from marketcache.v1 import cache_pb2
 from services.cache.clock import Clock
-from services.common.errors import ServiceError
+from services.cache.errors import CacheError, Failure
 
 ALL_PREFIXES = "*"
 
@@ -40,7 +38,7 @@ class MemberInfo:
     alive: bool
 
 
-class NotOwner(ServiceError):  # noqa: N818 (a redirect rather than a failure)
+class NotOwner(CacheError):  # noqa: N818 (a redirect rather than a failure)
     """This node may not serve the prefix now. UNAVAILABLE: nothing was done, so any
     call may be retried, at `owner` (named in an OwnerRedirect detail) when known."""
 
@@ -57,7 +55,7 @@ class NotOwner(ServiceError):  # noqa: N818 (a redirect rather than a failure)
             ]
         else:
             where, details = "; no live owner is known yet: retry shortly", []
-        super().__init__(grpc.StatusCode.UNAVAILABLE, f"prefix {prefix!r}: {why}{where}", details)
+        super().__init__(Failure.UNAVAILABLE, f"prefix {prefix!r}: {why}{where}", details)
         self.prefix = prefix
         self.owner = owner
 
@@ -108,7 +106,7 @@ class Ownership(Protocol):
     async def admit(self, prefix: str) -> int:
         """The fencing epoch under which this node may serve `prefix` now.
 
-        Raises NotOwner when another node owns it, ServiceError UNAVAILABLE when
+        Raises NotOwner when another node owns it, CacheError UNAVAILABLE when
         ownership is uncertain.
         """
         ...
@@ -121,7 +119,7 @@ class Ownership(Protocol):
         """Where to serve `prefix`: None for here, else the owner to forward to."""
         ...
 
-    def refusal(self, prefix: str, epoch: int) -> ServiceError:
+    def refusal(self, prefix: str, epoch: int) -> CacheError:
         """The error of a write to `prefix` refused because `epoch` is no longer current."""
         ...
 
@@ -176,7 +174,7 @@ class SingleNodeOwnership:
     def route(self, prefix: str) -> OwnerInfo | None:
         return None
 
-    def refusal(self, prefix: str, epoch: int) -> ServiceError:
+    def refusal(self, prefix: str, epoch: int) -> CacheError:
         return Fenced(prefix, None, "the write was refused")
 
     async def release(self, prefix: str) -> bool:

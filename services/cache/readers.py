@@ -8,11 +8,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import grpc
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.cache.db import CacheDb, Row
-from services.common.errors import ServiceError
+from services.cache.errors import CacheError, Failure
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +30,8 @@ class Readers:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
         except SQLAlchemyError as exc:
             log.warning("database %s failed: %s", what, exc)
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE,
+            raise CacheError(
+                Failure.UNAVAILABLE,
                 f"the database {what} failed ({type(exc).__name__}); retry later",
             ) from exc
 
@@ -52,7 +51,7 @@ class Readers:
         return await self._run("key count", lambda: self._db.count_by_prefix(now))
 
     async def probe(self) -> None:
-        """Raise ServiceError UNAVAILABLE when the database does not answer."""
+        """Raise CacheError UNAVAILABLE when the database does not answer."""
         await self._run("probe", self._db.probe)
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import grpc
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.cache.admission import StoreLimits
+from services.cache.admission import Admission, StoreLimits
 from services.cache.clock import Clock, SystemClock
 from services.cache.config import CacheSettings
 from services.cache.db import CacheDb
@@ -66,21 +66,25 @@ class CacheServer:
             monotonic=clock.monotonic,
             detect_exits=settings.detect_local_exits,
         )
+        limits = StoreLimits(
+            max_memory_bytes=settings.max_memory_bytes,
+            max_value_bytes=settings.max_value_bytes,
+            max_batch=settings.max_batch,
+            max_prefix_queue=settings.max_prefix_queue,
+            commit_max_batch=settings.commit_max_batch,
+            read_threads=settings.read_threads,
+        )
+        # One set of rules, checked by the servicer before routing and by the store.
+        keys = KeyRules(settings.prefix_depth)
+        admission = Admission(keys, TtlPolicy(settings.default_ttl, settings.max_ttl), limits)
         self.store = CacheStore(
             self.db,
-            keys=KeyRules(settings.prefix_depth),
-            ttl=TtlPolicy(settings.default_ttl, settings.max_ttl),
+            keys=keys,
+            admission=admission,
             stats=CacheStats(registry, settings.max_prefix_labels),
             ownership=self.ownership,
             clock=clock,
-            limits=StoreLimits(
-                max_memory_bytes=settings.max_memory_bytes,
-                max_value_bytes=settings.max_value_bytes,
-                max_batch=settings.max_batch,
-                max_prefix_queue=settings.max_prefix_queue,
-                commit_max_batch=settings.commit_max_batch,
-                read_threads=settings.read_threads,
-            ),
+            limits=limits,
         )
         self.sweeper = Sweeper(self.store, settings.sweep_seconds)
         self.peers = Peers(settings.server.tls)
@@ -93,6 +97,9 @@ class CacheServer:
                 node_id=settings.node_id,
                 address=self.advertised_address,
             ),
+            keys=keys,
+            admission=admission,
+            ownership=self.ownership,
             auth=AdminAuth(settings.admin_token),
             enabled=settings.enabled,
             max_reply_bytes=settings.server.max_message_bytes,

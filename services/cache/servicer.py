@@ -12,11 +12,12 @@ import grpc
 from google.protobuf import struct_pb2
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.cache import health
-from services.cache.ownership import OwnerInfo
+from services.cache.admission import Admission
+from services.cache.keys import KeyRules
+from services.cache.ownership import OwnerInfo, Ownership
 from services.cache.routing import Router
 from services.cache.stats import Snapshot, hit_rate
-from services.cache.store import CacheStore, Hit
+from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
 from services.common.auth import AdminAuth
 from services.common.errors import (
     Context,
@@ -35,12 +36,20 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         store: CacheStore,
         router: Router,
         *,
+        keys: KeyRules,
+        admission: Admission,
+        ownership: Ownership,
         auth: AdminAuth,
         enabled: bool,
         node_id: str,
         max_reply_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._store = store
+        # The rules every request is checked against before it is routed (the
+        # store checks the same, for callers that reach it directly).
+        self._keys = keys
+        self._admission = admission
+        self._ownership = ownership
         # Largest reply gRPC will send (GRPC_MAX_MESSAGE_BYTES). An MGet is refused
         # against it before its reply is built: at 1000 keys of 1 MiB each, building
         # first and letting gRPC refuse afterwards would cost gigabytes of memory.
@@ -61,7 +70,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     @answers_service_errors
     async def Get(self, request: cache_pb2.GetRequest, context: Context) -> cache_pb2.GetResponse:
         self._require_enabled()
-        prefix = self._store.keys.prefix_of(request.key, "key")
+        prefix = self._keys.prefix_of(request.key, "key")
 
         async def here() -> cache_pb2.GetResponse:
             hit = await self._store.get(request.key, prefix)
@@ -76,7 +85,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     async def Set(self, request: cache_pb2.SetRequest, context: Context) -> cache_pb2.SetResponse:
         self._require_enabled()
         blob = _blob(request.value, request.HasField("value"), "value")
-        entry = self._store.admission.entry(request.key, blob, request.ttl_seconds)
+        entry = self._admission.entry(request.key, blob, request.ttl_seconds)
 
         async def here() -> cache_pb2.SetResponse:
             await self._store.write([entry])
@@ -89,7 +98,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         self, request: cache_pb2.DeleteRequest, context: Context
     ) -> cache_pb2.DeleteResponse:
         self._require_enabled()
-        prefix = self._store.keys.prefix_of(request.key, "key")
+        prefix = self._keys.prefix_of(request.key, "key")
 
         async def here() -> cache_pb2.DeleteResponse:
             deleted = await self._store.delete(request.key)
@@ -103,8 +112,8 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     ) -> cache_pb2.MGetResponse:
         self._require_enabled()
         keys = list(request.keys)
-        self._store.admission.batch(len(keys), "keys")
-        prefixes = self._store.keys.prefixes(keys, "keys")
+        self._admission.batch(len(keys), "keys")
+        prefixes = self._keys.prefixes(keys, "keys")
 
         async def here(indexes: list[int]) -> list[Found]:
             hits = await self._store.mget(
@@ -159,10 +168,10 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         self, request: cache_pb2.MSetRequest, context: Context
     ) -> cache_pb2.MSetResponse:
         self._require_enabled()
-        self._store.admission.batch(len(request.items), "items")
+        self._admission.batch(len(request.items), "items")
         # Every item is checked before any is written, wherever it is written.
         entries = [
-            self._store.admission.entry(
+            self._admission.entry(
                 item.key,
                 _blob(item.value, item.HasField("value"), f"items[{i}].value"),
                 item.ttl_seconds,
@@ -195,7 +204,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     ) -> cache_pb2.ClearResponse:
         self._auth.check(tuple(context.invocation_metadata() or ()), "Clear")
         self._require_enabled()
-        prefix = self._store.keys.check_prefix(request.prefix, "prefix")
+        prefix = self._keys.check_prefix(request.prefix, "prefix")
 
         async def here() -> cache_pb2.ClearResponse:
             deleted = await self._store.clear(prefix)
@@ -207,8 +216,11 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     async def Health(
         self, request: cache_pb2.HealthRequest, context: Context
     ) -> cache_pb2.HealthResponse:
-        verdict = await health.assess(self._store, enabled=self._enabled)
-        snapshot = await self._snapshot(refresh_keys=verdict.status != health.UNAVAILABLE)
+        if self._enabled:
+            verdict = await self._store.health()
+        else:
+            verdict = Health(UNAVAILABLE, "the cache is disabled (CACHE_ENABLED=false)")
+        snapshot = await self._store.metrics(refresh_keys=verdict.status != UNAVAILABLE)
         return cache_pb2.HealthResponse(
             status=verdict.status,
             enabled=self._enabled,
@@ -222,7 +234,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     async def GetMetrics(
         self, request: cache_pb2.GetMetricsRequest, context: Context
     ) -> cache_pb2.GetMetricsResponse:
-        snapshot = await self._snapshot(refresh_keys=self._store.is_open)
+        snapshot = await self._store.metrics(refresh_keys=self._store.is_open)
         return cache_pb2.GetMetricsResponse(
             hits=snapshot.hits,
             misses=snapshot.misses,
@@ -236,14 +248,14 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     async def GetOwnership(
         self, request: cache_pb2.GetOwnershipRequest, context: Context
     ) -> cache_pb2.GetOwnershipResponse:
-        prefix = self._store.keys.prefix_or_key(request.prefix, "prefix")
-        return cache_pb2.GetOwnershipResponse(owner=_owner(self._store.ownership.owner_of(prefix)))
+        prefix = self._keys.prefix_or_key(request.prefix, "prefix")
+        return cache_pb2.GetOwnershipResponse(owner=_owner(self._ownership.owner_of(prefix)))
 
     @answers_service_errors
     async def ListOwners(
         self, request: cache_pb2.ListOwnersRequest, context: Context
     ) -> cache_pb2.ListOwnersResponse:
-        ownership = self._store.ownership
+        ownership = self._ownership
         return cache_pb2.ListOwnersResponse(
             members=[
                 cache_pb2.Member(
@@ -252,14 +264,6 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
                 for m in ownership.members()
             ],
             owners=[_owner(o) for o in ownership.owners()],
-        )
-
-    async def _snapshot(self, *, refresh_keys: bool) -> Snapshot:
-        store = self._store
-        if refresh_keys:
-            store.stats.set_keys(await store.key_counts())
-        return store.stats.snapshot(
-            store.memory.bytes + store.overlay.bytes, store.limits.max_memory_bytes
         )
 
 

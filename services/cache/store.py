@@ -11,25 +11,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from math import ceil
-
-import grpc
 
 from services.cache.admission import Admission, NewEntry, StoreLimits
 from services.cache.clock import Clock
 from services.cache.db import CacheDb, Row
-from services.cache.gate import PrefixGates
+from services.cache.errors import CacheError, Failure
+from services.cache.gate import Hold, PrefixGates
 from services.cache.group_commit import GroupCommitter
 from services.cache.keys import KeyRules
 from services.cache.lru import Entry, LruMemory, entry_size
 from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, settled
 from services.cache.ownership import Ownership
 from services.cache.readers import Readers
-from services.cache.stats import CacheStats
+from services.cache.stats import CacheStats, Snapshot
 from services.cache.tenure import Tenure
-from services.cache.ttl_policy import TtlPolicy
 from services.cache.writes import (
+    STORED,
     ClearPrefix,
     Outcome,
     Put,
@@ -38,12 +38,42 @@ from services.cache.writes import (
     WriteOp,
     dispatch,
 )
-from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 # A read that revealed a write whose commit then failed looks again, this often.
 _READ_ATTEMPTS = 3
+
+
+HEALTHY = "healthy"
+DEGRADED = "degraded"
+UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The store's health: HEALTHY, DEGRADED (serving, with a problem) or UNAVAILABLE,
+    and, unless healthy, why."""
+
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    """Where the store's entries and writes are at one moment (for inspection)."""
+
+    # Committed entries in memory, and the bytes they count.
+    entries: int
+    memory_bytes: int
+    # Admitted writes and Clears not yet committed (the overlay).
+    pending: int
+    # Submissions queued for the next commit, and transactions committed so far.
+    queued: int
+    commits: int
+    # Whether memory holds every live entry of the database, or of these prefixes.
+    holds_everything: bool
+    whole_prefixes: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,45 +92,45 @@ class CacheStore:
         db: CacheDb,
         *,
         keys: KeyRules,
-        ttl: TtlPolicy,
+        admission: Admission,
         stats: CacheStats,
         ownership: Ownership,
         clock: Clock,
         limits: StoreLimits,
     ) -> None:
-        self.db = db
-        self.keys = keys
-        self.admission = Admission(keys, ttl, limits)
-        self.stats = stats
-        self.ownership = ownership
-        self.clock = clock
-        self.limits = limits
-        self.memory = LruMemory(limits.max_memory_bytes)
-        self.overlay = Overlay()
-        self.gates = PrefixGates(limits.max_prefix_queue)
-        self.committer = GroupCommitter(
+        self._db = db
+        self._keys = keys
+        self._admission = admission
+        self._stats = stats
+        self._ownership = ownership
+        self._clock = clock
+        self._limits = limits
+        self._memory = LruMemory(limits.max_memory_bytes)
+        self._overlay = Overlay()
+        self._gates = PrefixGates(limits.max_prefix_queue)
+        self._committer = GroupCommitter(
             self._apply,
             self._settle,
             max_batch=limits.commit_max_batch,
             observe=self._observe,
             refuse=self._refuse,
         )
-        self.readers = Readers(db, limits.read_threads)
-        self._forget = _Forget(self.memory)
-        self._committed = _Committed(self)
-        self.tenure = Tenure(
+        self._readers = Readers(db, limits.read_threads)
+        self._forget = _Forget(self._memory)
+        self._committed = _Committed(self._memory, self._stats, ownership, clock)
+        self._tenure = Tenure(
             leases=ownership,
-            gates=self.gates,
-            overlay=self.overlay,
-            memory=self.memory,
-            readers=self.readers,
+            gates=self._gates,
+            overlay=self._overlay,
+            memory=self._memory,
+            readers=self._readers,
             clock=clock,
-            writer=self.committer.executor,
+            writer=self._committer.executor,
         )
-        self.is_open = False
-        self.last_commit_error: str | None = None
+        self._is_open = False
+        self._last_commit_error: str | None = None
         self._seq = 0
-        stats.watch_memory(lambda: self.memory.bytes + self.overlay.bytes)
+        stats.watch_memory(lambda: self._memory.bytes + self._overlay.bytes)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -111,42 +141,42 @@ class CacheStore:
         a store sharing it loads each prefix when it acquires its lease.
         """
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.committer.executor, self.db.create_schema)
-        if self.ownership.exclusive:
-            rows, complete = await self.readers.load_recent(
-                self.clock.now(),
-                self.limits.max_memory_bytes,
+        await loop.run_in_executor(self._committer.executor, self._db.create_schema)
+        if self._ownership.exclusive:
+            rows, complete = await self._readers.load_recent(
+                self._clock.now(),
+                self._limits.max_memory_bytes,
                 lambda row: entry_size(row.key, row.blob),
             )
-            evictions = self.memory.evictions
+            evictions = self._memory.evictions
             for row in reversed(rows):  # oldest first, so the newest ends most recently used
-                self.memory.put(row.key, row.prefix, row.blob, row.expires_at)
+                self._memory.put(row.key, row.prefix, row.blob, row.expires_at)
             if complete:
-                self.memory.vouch(None, since=evictions)
-        self.committer.start()
-        await self.ownership.start(self.tenure)
-        self.is_open = True
+                self._memory.vouch(None, since=evictions)
+        self._committer.start()
+        await self._ownership.start(self._tenure)
+        self._is_open = True
         log.info(
             "cache store open: %d entries in memory (%d bytes), memory holds all: %s",
-            len(self.memory),
-            self.memory.bytes,
-            self.memory.holds_everything,
+            len(self._memory),
+            self._memory.bytes,
+            self._memory.holds_everything,
         )
 
     async def close(self) -> None:
         """Commit every queued write, release ownership, close the database."""
-        self.is_open = False
-        await self.committer.close()
-        await self.ownership.stop()
-        await self.tenure.stop()
-        self.committer.shutdown()
-        self.readers.close()
-        self.db.dispose()
+        self._is_open = False
+        await self._committer.close()
+        await self._ownership.stop()
+        await self._tenure.stop()
+        self._committer.shutdown()
+        self._readers.close()
+        self._db.dispose()
 
     def _check_open(self) -> None:
-        if not self.is_open:
-            raise ServiceError(
-                grpc.StatusCode.UNAVAILABLE, "the cache store is not open (starting or stopping)"
+        if not self._is_open:
+            raise CacheError(
+                Failure.UNAVAILABLE, "the cache store is not open (starting or stopping)"
             )
 
     # -- reads ---------------------------------------------------------------
@@ -154,7 +184,7 @@ class CacheStore:
     async def get(self, key: str, prefix: str | None = None) -> Hit | None:
         """The live entry of `key` (whose `prefix` the caller may have found already), or None."""
         if prefix is None:
-            prefix = self.keys.prefix_of(key, "key")
+            prefix = self._keys.prefix_of(key, "key")
         self._check_open()
         answers: list[Hit | None] = [None]
         await self._read_prefix(prefix, [0], [key], answers)
@@ -167,9 +197,9 @@ class CacheStore:
 
         `prefixes`, when given, are the keys' prefixes as the caller validated them.
         """
-        self.admission.batch(len(keys), "keys")
+        self._admission.batch(len(keys), "keys")
         if prefixes is None:
-            prefixes = self.keys.prefixes(keys, "keys")
+            prefixes = self._keys.prefixes(keys, "keys")
         by_prefix: dict[str, list[int]] = {}
         for index, prefix in enumerate(prefixes):
             indexes = by_prefix.get(prefix)
@@ -193,12 +223,12 @@ class CacheStore:
         self, prefix: str, indexes: list[int], keys: Sequence[str], answers: list[Hit | None]
     ) -> None:
         for _attempt in range(_READ_ATTEMPTS):
-            async with self.gates.hold(prefix):
-                epoch = await self.ownership.admit(prefix)
-                now = self.clock.now()
+            async with self._gates.hold(prefix):
+                epoch = await self._ownership.admit(prefix)
+                now = self._clock.now()
                 seen, waits, unknown = self._peek_all(prefix, indexes, keys, now)
                 if unknown:
-                    rows = await self.readers.rows(unknown, now)
+                    rows = await self._readers.rows(unknown, now)
                     for key in unknown:
                         seen[key] = self._fill(key, prefix, rows.get(key), epoch)
             # The output gate: what we saw may include writes not yet durable.
@@ -213,10 +243,10 @@ class CacheStore:
                     answers[i] = Hit(s.blob, ceil(s.expires_at - now))
                     hits += 1
             # One increment per counter per call, not one per key.
-            self.stats.read(prefix, hits, len(indexes) - hits)
+            self._stats.read(prefix, hits, len(indexes) - hits)
             return
-        raise ServiceError(
-            grpc.StatusCode.UNAVAILABLE,
+        raise CacheError(
+            Failure.UNAVAILABLE,
             f"writes to prefix {prefix!r} keep failing to commit; retry later",
         )
 
@@ -229,9 +259,9 @@ class CacheStore:
         seen: dict[str, Seen | Entry] = {}
         waits: set[Commit] = set()
         unknown: list[str] = []
-        peek = self.overlay.peek
-        remembered = self.memory.get
-        definitive = self.memory.holds_whole(prefix)
+        peek = self._overlay.peek
+        remembered = self._memory.get
+        definitive = self._memory.holds_whole(prefix)
         for i in indexes:
             key = keys[i]
             if key in seen:
@@ -247,7 +277,7 @@ class CacheStore:
                 if entry.expires_at > now:
                     seen[key] = entry
                     continue
-                self.memory.remove(key)  # expired: the sweeper deletes the row
+                self._memory.remove(key)  # expired: the sweeper deletes the row
                 seen[key] = MISS
             elif definitive:
                 seen[key] = MISS
@@ -264,26 +294,26 @@ class CacheStore:
         # landing over a newer write should that change. A lease lost (or lost and
         # regained) during the read makes the row too old to remember.
         if (
-            self.ownership.current_epoch(prefix) == epoch
-            and not self.overlay.touches(key, prefix)
-            and key not in self.memory
+            self._ownership.current_epoch(prefix) == epoch
+            and not self._overlay.touches(key, prefix)
+            and key not in self._memory
         ):
-            self._evicted(self.memory.put(key, prefix, row.blob, row.expires_at))
+            self._evicted(self._memory.put(key, prefix, row.blob, row.expires_at))
         return Seen(row.blob, row.expires_at)
 
     # -- writes --------------------------------------------------------------
 
     async def set(self, key: str, blob: bytes, ttl_seconds: int = 0) -> int:
         """Store one entry; returns the TTL applied. Returns after the commit."""
-        entry = self.admission.entry(key, blob, ttl_seconds)
+        entry = self._admission.entry(key, blob, ttl_seconds)
         await self.write([entry])
         return entry.ttl
 
     async def mset(self, items: Sequence[tuple[str, bytes, int]]) -> int:
         """Validate every item, then write all in one transaction; returns how many."""
-        self.admission.batch(len(items), "items")
+        self._admission.batch(len(items), "items")
         entries = [
-            self.admission.entry(key, blob, ttl, f"items[{i}].")
+            self._admission.entry(key, blob, ttl, f"items[{i}].")
             for i, (key, blob, ttl) in enumerate(items)
         ]
         if entries:
@@ -294,9 +324,9 @@ class CacheStore:
         """Write validated entries in one transaction; returns after the commit."""
         self._check_open()
         prefixes = {e.prefix for e in entries}
-        async with self.gates.hold_all(prefixes):
-            epochs = {p: await self.ownership.admit(p) for p in sorted(prefixes)}
-            now = self.clock.now()
+        async with self._gates.hold_all(prefixes):
+            epochs = {p: await self._ownership.admit(p) for p in sorted(prefixes)}
+            now = self._clock.now()
             ops = [
                 Put(e.key, e.prefix, e.blob, now + e.ttl, self._next_seq(), epochs[e.prefix])
                 for e in entries
@@ -306,59 +336,117 @@ class CacheStore:
 
     async def delete(self, key: str) -> bool:
         """Remove `key`; True when a live entry existed. Returns after the commit."""
-        prefix = self.keys.prefix_of(key, "key")
+        prefix = self._keys.prefix_of(key, "key")
         self._check_open()
-        async with self.gates.hold(prefix):
-            epoch = await self.ownership.admit(prefix)
+        async with self._gates.hold(prefix):
+            epoch = await self._ownership.admit(prefix)
             done = self._submit([Remove(key, prefix, self._next_seq(), epoch)])
         (outcome,) = await asyncio.shield(done)
         return outcome.removed > 0
 
     async def clear(self, prefix: str) -> int:
         """Delete every entry of `prefix`; returns how many were live."""
-        self.keys.check_prefix(prefix, "prefix")
+        self._keys.check_prefix(prefix, "prefix")
         self._check_open()
-        async with self.gates.hold(prefix):
-            epoch = await self.ownership.admit(prefix)
+        async with self._gates.hold(prefix):
+            epoch = await self._ownership.admit(prefix)
             done = self._submit([ClearPrefix(prefix, self._next_seq(), epoch)])
         (outcome,) = await asyncio.shield(done)
         return outcome.removed
 
     async def key_counts(self) -> dict[str, int]:
         """Live committed entries per prefix (from memory when it holds everything)."""
-        now = self.clock.now()
-        if self.memory.holds_everything:
-            return self.memory.prefix_counts(now)
-        return await self.readers.key_counts(now)
-
-    async def probe(self) -> None:
-        """Raise when the database does not answer a trivial query."""
-        await self.readers.probe()
+        now = self._clock.now()
+        if self._memory.holds_everything:
+            return self._memory.prefix_counts(now)
+        return await self._readers.key_counts(now)
 
     async def sweep(self, limit: int = 1000) -> int:
         """Delete expired rows (in chunks of `limit`); returns how many."""
         self._check_open()
         total = 0
         while True:
-            (outcome,) = await asyncio.shield(self.committer.submit([Sweep(limit)]))
+            (outcome,) = await asyncio.shield(self._committer.submit([Sweep(limit)]))
             removed = outcome.removed
             total += removed
             if removed < limit:
                 return total
+
+    async def refresh_key_counts(self) -> None:
+        """Set the per-prefix key gauges from the live committed entries."""
+        self._stats.set_keys(await self.key_counts())
+
+    async def metrics(self, *, refresh_keys: bool) -> Snapshot:
+        """The counters and memory use, the key gauges refreshed first when asked."""
+        if refresh_keys:
+            await self.refresh_key_counts()
+        return self._stats.snapshot(
+            self._memory.bytes + self._overlay.bytes, self._limits.max_memory_bytes
+        )
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the store takes calls (between `open` and `close`)."""
+        return self._is_open
+
+    async def health(self, probe_timeout: float = 1.0) -> Health:
+        """Judge the store: open, database answering, membership valid, last commit fine."""
+        if not self._is_open:
+            return Health(UNAVAILABLE, "the store is not open (starting or stopping)")
+        try:
+            await asyncio.wait_for(self._readers.probe(), probe_timeout)
+        except TimeoutError:
+            return Health(DEGRADED, f"the database did not answer within {probe_timeout:g}s")
+        except Exception as exc:
+            return Health(DEGRADED, f"the database is unreachable: {type(exc).__name__}")
+        problem = self._ownership.problem()
+        if problem is not None:
+            # Serving nothing it does not already hold: its prefixes go to other nodes.
+            return Health(DEGRADED, f"no valid membership: {problem}")
+        if self._last_commit_error is not None:
+            return Health(DEGRADED, self._last_commit_error)
+        return Health(HEALTHY)
+
+    # -- inspection (tests, debugging): read-only views of the insides -------
+
+    def state(self) -> StoreState:
+        """How many entries, writes and commits are where, now."""
+        return StoreState(
+            entries=len(self._memory),
+            memory_bytes=self._memory.bytes,
+            pending=len(self._overlay),
+            queued=self._committer.queued,
+            commits=self._committer.commits,
+            holds_everything=self._memory.holds_everything,
+            whole_prefixes=self._memory.whole_prefixes(),
+        )
+
+    def remembered(self, key: str) -> Entry | None:
+        """The committed entry memory holds for `key` (no database read), or None."""
+        return self._memory.peek(key)
+
+    def hold(self, prefix: str) -> Hold:
+        """The input gate of `prefix`: held, no other call on the prefix starts."""
+        return self._gates.hold(prefix)
+
+    @property
+    def writer(self) -> Executor:
+        """The writer thread: a job queued here runs between commits, never during one."""
+        return self._committer.executor
 
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
 
     def _submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[list[Outcome]]:
-        done = self.committer.submit(ops)
-        self.overlay.admit(ops, done)
+        done = self._committer.submit(ops)
+        self._overlay.admit(ops, done)
         return done
 
     # -- the committer's side (writer thread, then the event loop) -------------
 
     def _apply(self, submissions: Sequence[Sequence[WriteOp]]) -> list[list[Outcome] | None]:
-        return self.db.apply(submissions, self.clock.now(), self.ownership.token)
+        return self._db.apply(submissions, self._clock.now(), self._ownership.token)
 
     def _settle(self, ops: Sequence[WriteOp], outcomes: list[Outcome] | None) -> None:
         if outcomes is None:
@@ -366,9 +454,9 @@ class CacheStore:
             # connection after COMMIT): memory no longer vouches for these keys.
             for op in ops:
                 dispatch(op, self._forget)
-                self.overlay.settle(op)
-            self.memory.doubt()
-            self.last_commit_error = "the last commit failed"
+                self._overlay.settle(op)
+            self._memory.doubt()
+            self._last_commit_error = "the last commit failed"
             return
         # Counted here, not in the handlers: a write whose caller gave up
         # waiting still committed.
@@ -376,29 +464,29 @@ class CacheStore:
         for op, outcome in zip(ops, outcomes, strict=True):
             committed.outcome = outcome
             dispatch(op, committed)
-            self.overlay.settle(op)
-        self.last_commit_error = None
+            self._overlay.settle(op)
+        self._last_commit_error = None
 
-    def _refuse(self, ops: Sequence[WriteOp]) -> ServiceError:
+    def _refuse(self, ops: Sequence[WriteOp]) -> CacheError:
         """A submission fenced at commit: forget it; the error says who owns the prefix."""
         fences = [fence for op in ops if (fence := op.fence) is not None]
         for op in ops:
             if op.fence is not None:
-                self.overlay.settle(op)
+                self._overlay.settle(op)
                 dispatch(op, self._forget)
-        self.stats.refused(len(fences))
+        self._stats.refused(len(fences))
         # Name a prefix whose lease moved (the others of an MSet may still be ours).
         prefix, epoch = next(
-            (f for f in fences if self.ownership.current_epoch(f[0]) != f[1]), fences[0]
+            (f for f in fences if self._ownership.current_epoch(f[0]) != f[1]), fences[0]
         )
-        return self.ownership.refusal(prefix, epoch)
+        return self._ownership.refusal(prefix, epoch)
 
     def _evicted(self, count: int) -> None:
         if count:
-            self.stats.evicted(count)
+            self._stats.evicted(count)
 
     def _observe(self, size: int, seconds: float, ok: bool) -> None:
-        self.stats.committed(size, seconds, ok)
+        self._stats.committed(size, seconds, ok)
 
 
 class _Forget:
@@ -425,30 +513,36 @@ class _Forget:
 class _Committed:
     """What memory and the counters learn from a committed write (a WriteHandler)."""
 
-    __slots__ = ("_store", "outcome")
+    __slots__ = ("_clock", "_memory", "_ownership", "_stats", "outcome")
 
-    def __init__(self, store: CacheStore) -> None:
-        self._store = store
+    def __init__(
+        self, memory: LruMemory, stats: CacheStats, ownership: Ownership, clock: Clock
+    ) -> None:
+        self._memory = memory
+        self._stats = stats
+        self._ownership = ownership
+        self._clock = clock
         # The outcome of the op being handled (set by the caller before each).
-        self.outcome: Outcome = Outcome()
+        self.outcome: Outcome = STORED
 
     def put(self, op: Put) -> None:
-        store = self._store
         # Remembered only by the tenure that wrote it: after a lease changed
         # hands, memory of the prefix starts again from the database.
-        if store.ownership.current_epoch(op.prefix) == op.epoch:
-            store._evicted(store.memory.put(op.key, op.prefix, op.blob, op.expires_at))
+        if self._ownership.current_epoch(op.prefix) == op.epoch:
+            evicted = self._memory.put(op.key, op.prefix, op.blob, op.expires_at)
+            if evicted:
+                self._stats.evicted(evicted)
         else:
-            store.memory.remove(op.key)
-        store.stats.stored(op.prefix)
+            self._memory.remove(op.key)
+        self._stats.stored(op.prefix)
 
     def remove(self, op: Remove) -> None:
-        self._store.memory.remove(op.key)
-        self._store.stats.deleted(op.prefix)
+        self._memory.remove(op.key)
+        self._stats.deleted(op.prefix)
 
     def clear(self, op: ClearPrefix) -> None:
-        self._store.memory.remove_prefix(op.prefix)
+        self._memory.remove_prefix(op.prefix)
 
     def sweep(self, op: Sweep) -> None:
-        self._store.memory.purge_expired(self._store.clock.now())
-        self._store.stats.expired_removed(self.outcome.removed)
+        self._memory.purge_expired(self._clock.now())
+        self._stats.expired_removed(self.outcome.removed)

@@ -36,7 +36,7 @@ class Sweeper:
     async def run_once(self) -> int:
         """One sweep and key count; returns the rows removed."""
         removed = await self._store.sweep()
-        self._store.stats.set_keys(await self._store.key_counts())
+        await self._store.refresh_key_counts()
         if removed:
             log.info("swept %d expired entries", removed)
         return removed

@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2
 from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import cache_pb2_grpc
-from services.cache.admission import StoreLimits
+from services.cache.admission import Admission, StoreLimits
 from services.cache.clock import Clock
 from services.cache.config import CacheSettings
 from services.cache.db import CacheDb
@@ -60,14 +60,16 @@ def make_store(
     **limits: int,
 ) -> CacheStore:
     """A store (not yet open) over the database at `url`."""
+    keys = KeyRules(depth)
+    bounds = StoreLimits(**limits)
     return CacheStore(
         CacheDb(url),
-        keys=KeyRules(depth),
-        ttl=TtlPolicy(3600, 30 * 86_400),
+        keys=keys,
+        admission=Admission(keys, TtlPolicy(3600, 30 * 86_400), bounds),
         stats=CacheStats(registry),
         ownership=SingleNodeOwnership("test-node", lambda: "127.0.0.1:0", clock, 10.0),
         clock=clock,
-        limits=StoreLimits(**limits),
+        limits=bounds,
     )
 
 
@@ -109,7 +111,7 @@ def writer_blocked(store: CacheStore) -> Iterator[Callable[[], None]]:
         entered.set()
         gate.wait(timeout=60)
 
-    store.committer.executor.submit(park)
+    store.writer.submit(park)
     if not entered.wait(timeout=10):
         raise AssertionError("the writer thread did not pick up the parking job")
     try:

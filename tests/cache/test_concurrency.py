@@ -89,18 +89,18 @@ async def test_writes_admitted_while_the_writer_is_busy_commit_as_one_group(
 
     # The prefix's lease is taken on the writer thread: take it before parking that.
     await put(-1)
-    assert store.committer.commits == 1
+    assert store.state().commits == 1
     with writer_blocked(store):
         # The first write is taken for a transaction at once and waits for the
         # writer thread; the 63 sent meanwhile queue up behind it.
         sets = [put(0)]
-        await wait_until(lambda: len(store.overlay) == 1 and store.committer.queued == 0)
+        await wait_until(lambda: store.state().pending == 1 and store.state().queued == 0)
         sets += [put(i) for i in range(1, 64)]
-        await wait_until(lambda: store.committer.queued == 63)
+        await wait_until(lambda: store.state().queued == 63)
     await asyncio.gather(*sets)
     bucket = registry.get_sample_value
 
-    assert store.committer.commits == 1 + 2
+    assert store.state().commits == 1 + 2
     assert bucket("cache_commit_batch_size_count") == 1 + 2
     assert bucket("cache_commit_batch_size_sum") == 1 + 64
     assert bucket("cache_commit_batch_size_bucket", {"le": "1.0"}) == 1 + 1

@@ -36,11 +36,11 @@ async def _same_key_twice_in_one_transaction(store: CacheStore) -> None:
     # PostgreSQL refuses an upsert touching one row twice: the store must fold them.
     with writer_blocked(store):
         first = asyncio.ensure_future(store.set("dup:k", blob("first"), 600))
-        await wait_until(lambda: store.committer.queued == 0 and len(store.overlay) == 1)
+        await wait_until(lambda: store.state().queued == 0 and store.state().pending == 1)
         rest = [asyncio.ensure_future(store.set("dup:k", blob(f"v{i}"), 600)) for i in range(5)] + [
             asyncio.ensure_future(store.mset([("dup:k", blob("last"), 600)]))
         ]
-        await wait_until(lambda: store.committer.queued == 6)
+        await wait_until(lambda: store.state().queued == 6)
     await asyncio.gather(first, *rest)
     assert await read(store, "dup:k") == "last"
 
@@ -53,7 +53,7 @@ async def test_a_restart_on_postgresql_recovers_entries(pg_url: str, clock: Fake
     second = make_store(pg_url, CollectorRegistry(), clock)
     await second.open()
     try:
-        assert second.memory.holds_everything
+        assert second.state().holds_everything
         hits = await second.mget([f"stock:{i}" for i in range(50)])
         assert all(h is not None for h in hits)
     finally:

@@ -10,9 +10,8 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
-from services.cache import health
 from services.cache.lru import entry_size
-from services.cache.store import CacheStore
+from services.cache.store import DEGRADED, HEALTHY, CacheStore, Health
 from services.cache.sweeper import Sweeper
 from services.common.errors import ServiceError
 from tests.cache.harness import (
@@ -90,12 +89,12 @@ async def test_evicted_entries_stay_readable_and_are_counted(
     try:
         for i in range(20):
             await store.set(f"stock:k{i:02d}", blob("x" * 200), 600)
-        assert len(store.memory) == 5
-        assert store.memory.bytes <= 5 * size
+        assert store.state().entries == 5
+        assert store.state().memory_bytes <= 5 * size
         assert sample(registry, "cache_evictions_total") == 15
-        assert not store.memory.holds_everything
+        assert not store.state().holds_everything
         assert await read(store, "stock:k00") == "x" * 200  # from the database...
-        assert "stock:k00" in store.memory  # ...and admitted again
+        assert store.remembered("stock:k00") is not None  # ...and admitted again
         assert await store.mget([f"stock:k{i:02d}" for i in range(20)]) != [None] * 20
         assert all(h is not None for h in await store.mget([f"stock:k{i:02d}" for i in range(20)]))
         assert sample(registry, "cache_memory_bytes") <= 5 * size
@@ -117,8 +116,8 @@ async def test_restart_recovers_entries_and_memory_is_complete_when_they_fit(
     second = make_store(url, CollectorRegistry(), clock)
     await second.open()
     try:
-        assert second.memory.holds_everything
-        assert len(second.memory) == 10  # the expired one is not loaded
+        assert second.state().holds_everything
+        assert second.state().entries == 10  # the expired one is not loaded
         assert [
             value_of(h.blob) for h in await second.mget([f"stock:{i}" for i in range(10)]) if h
         ] == list(range(10))
@@ -142,8 +141,10 @@ async def test_restart_with_more_than_memory_loads_the_newest_and_reads_the_rest
     second = make_store(url, CollectorRegistry(), clock, max_memory_bytes=4 * size)
     await second.open()
     try:
-        assert not second.memory.holds_everything
-        assert {k for k in (f"stock:{i}" for i in range(10)) if k in second.memory} == {
+        assert not second.state().holds_everything
+        assert {
+            k for k in (f"stock:{i}" for i in range(10)) if second.remembered(k) is not None
+        } == {
             "stock:6",
             "stock:7",
             "stock:8",
@@ -157,7 +158,7 @@ async def test_restart_with_more_than_memory_loads_the_newest_and_reads_the_rest
 async def test_a_read_waits_for_the_commit_of_a_write_it_reveals(store: CacheStore) -> None:
     with writer_blocked(store) as release:
         writing = asyncio.create_task(store.set("stock:AAPL", blob("new"), 60))
-        await wait_until(lambda: len(store.overlay) > 0)
+        await wait_until(lambda: store.state().pending > 0)
         reading = asyncio.create_task(store.get("stock:AAPL"))
         other = await store.get("stock:OTHER")  # same prefix, not blocked by the pending write
         assert other is None
@@ -189,7 +190,7 @@ async def test_a_failed_commit_is_never_revealed_and_fails_its_writer(
     with writer_blocked(store) as release:
         writing = asyncio.create_task(store.set("fail:x", blob("new"), 600))
         bystander = asyncio.create_task(store.set("fail:y", blob("y"), 600))
-        await wait_until(lambda: len(store.overlay) >= 2)
+        await wait_until(lambda: store.state().pending >= 2)
         reading = asyncio.create_task(store.get("fail:x"))
         for _ in range(20):
             await asyncio.sleep(0)
@@ -204,11 +205,9 @@ async def test_a_failed_commit_is_never_revealed_and_fails_its_writer(
     assert await read(store, "fail:x") == "old"
     assert await store.get("fail:y") is None
     assert sample(registry, "cache_commit_failures_total") == 1
-    assert await health.assess(store, enabled=True) == health.Verdict(
-        health.DEGRADED, "the last commit failed"
-    )
+    assert await store.health() == Health(DEGRADED, "the last commit failed")
     await store.set("fine:z", blob("z"), 600)  # the store keeps working
-    assert (await health.assess(store, enabled=True)).status == health.HEALTHY
+    assert (await store.health()).status == HEALTHY
 
 
 async def test_mset_with_one_bad_item_writes_nothing(tmp_path: Path, store: CacheStore) -> None:
@@ -241,9 +240,9 @@ async def test_writes_after_a_pending_clear_survive_it(store: CacheStore) -> Non
     await store.mset([("a:1", blob(1), 600), ("a:2", blob(2), 600)])
     with writer_blocked(store) as release:
         clearing = asyncio.create_task(store.clear("a"))
-        await wait_until(lambda: len(store.overlay) >= 1)
+        await wait_until(lambda: store.state().pending >= 1)
         writing = asyncio.create_task(store.set("a:2", blob("after"), 600))
-        await wait_until(lambda: len(store.overlay) >= 2)
+        await wait_until(lambda: store.state().pending >= 2)
         reading = asyncio.create_task(store.mget(["a:1", "a:2"]))
         release()
         assert await clearing == 2

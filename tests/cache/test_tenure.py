@@ -12,8 +12,9 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.cache.admission import StoreLimits
+from services.cache.admission import Admission, StoreLimits
 from services.cache.db import CacheDb
+from services.cache.errors import CacheError
 from services.cache.keys import KeyRules
 from services.cache.ownership import (
     MemberInfo,
@@ -25,7 +26,6 @@ from services.cache.stats import CacheStats
 from services.cache.store import CacheStore
 from services.cache.ttl_policy import TtlPolicy
 from services.cache.writes import Put
-from services.common.errors import ServiceError
 from tests.cache.harness import FakeClock, blob, read, sqlite_url, wait_until, writer_blocked
 
 
@@ -66,7 +66,7 @@ class HandedOwnership:
     def route(self, prefix: str) -> OwnerInfo | None:
         return None
 
-    def refusal(self, prefix: str, epoch: int) -> ServiceError:
+    def refusal(self, prefix: str, epoch: int) -> CacheError:
         return NotOwner(prefix, None, "refused")
 
     async def release(self, prefix: str) -> bool:
@@ -89,14 +89,15 @@ class HandedOwnership:
 @pytest.fixture
 async def handed(tmp_path: Path) -> AsyncIterator[tuple[CacheStore, HandedOwnership]]:
     ownership = HandedOwnership()
+    keys, limits = KeyRules(1), StoreLimits()
     store = CacheStore(
         CacheDb(sqlite_url(tmp_path)),
-        keys=KeyRules(1),
-        ttl=TtlPolicy(),
+        keys=keys,
+        admission=Admission(keys, TtlPolicy(), limits),
         stats=CacheStats(CollectorRegistry()),
         ownership=ownership,
         clock=FakeClock(time.time()),
-        limits=StoreLimits(),
+        limits=limits,
     )
     await store.open()
     try:
@@ -139,10 +140,10 @@ async def test_an_acquired_prefix_is_loaded_whole_so_misses_need_no_read(
     for i in range(20):
         another_owner_writes(tmp_path, f"news:{i}", i)
     ownership.give("news", 1)
-    await wait_until(lambda: store.memory.holds_whole("news"))
-    assert [key for key in (f"news:{i}" for i in range(20)) if key not in store.memory] == []
+    await wait_until(lambda: "news" in store.state().whole_prefixes)
+    assert [key for key in (f"news:{i}" for i in range(20)) if store.remembered(key) is None] == []
     ownership.take_back("news")
-    assert not store.memory.holds_whole("news") and "news:0" not in store.memory
+    assert "news" not in store.state().whole_prefixes and store.remembered("news:0") is None
 
 
 async def test_a_commit_of_a_tenure_that_ended_is_not_remembered(
@@ -153,18 +154,18 @@ async def test_a_commit_of_a_tenure_that_ended_is_not_remembered(
     await store.set("stock:k", blob("first"), 600)
     with writer_blocked(store) as release:
         late = asyncio.ensure_future(store.set("stock:k", blob("late"), 600))
-        await wait_until(lambda: len(store.overlay) == 1)
+        await wait_until(lambda: store.state().pending == 1)
         # Holding the gate keeps the new tenure's reload waiting behind us.
-        async with store.gates.hold("stock"):
+        async with store.hold("stock"):
             # The lease moves (and comes back) while the write waits for its commit.
             ownership.take_back("stock")
             ownership.give("stock", 2)
             release()
             await late  # no fence in this test (token None): it commits
-            assert "stock:k" not in store.memory  # epoch 1's write is not epoch 2's memory
+            assert store.remembered("stock:k") is None  # epoch 1's write is not epoch 2's memory
     # The new tenure's reload reads it back from the database.
-    await wait_until(lambda: store.memory.holds_whole("stock"))
-    entry = store.memory.get("stock:k")
+    await wait_until(lambda: "stock" in store.state().whole_prefixes)
+    entry = store.remembered("stock:k")
     assert entry is not None and entry.blob == blob("late")
 
 
@@ -175,4 +176,4 @@ async def test_a_prefix_not_owned_is_refused_before_anything_is_queued(
     with pytest.raises(NotOwner) as caught:
         await store.mset([("free:a", blob(1), 60)])
     assert caught.value.code is grpc.StatusCode.UNAVAILABLE
-    assert store.committer.queued == 0 and len(store.overlay) == 0
+    assert store.state().queued == 0 and store.state().pending == 0
