@@ -1,6 +1,8 @@
-"""Who owns each prefix: the protocol the store and the router ask, the redirect error,
-and the single-node owner used when one store is alone on its database (tests, embedding).
-The multi-process owner, with leases, is `leases.LeaseOwnership`."""
+"""Who owns each prefix: the callbacks an owner makes into the store (`Owned`), the
+read-only view the router and inspection ask (`OwnershipView`), the redirect errors, and
+the single-node owner used when one store is alone on its database (tests, embedding).
+What the store asks of an owner is declared by the store (`store.Ownership`). The
+multi-process owner, with leases, is `leases.LeaseOwnership`."""
 
 from __future__ import annotations
 
@@ -87,48 +89,11 @@ class Owned(Protocol):
         ...
 
 
-class Ownership(Protocol):
-    """What the store and the router ask before they touch a prefix."""
-
-    # True when this store is the only writer of its whole database.
-    exclusive: bool
-    # The lease token writes are fenced with, or None: no fencing.
-    token: str | None
-
-    async def start(self, owned: Owned) -> None:
-        """Join the membership (called once the store is open)."""
-        ...
-
-    async def stop(self) -> None:
-        """Give up every lease (called after the last write committed)."""
-        ...
-
-    async def admit(self, prefix: str) -> int:
-        """The fencing epoch under which this node may serve `prefix` now.
-
-        Raises NotOwner when another node owns it, CacheError UNAVAILABLE when
-        ownership is uncertain.
-        """
-        ...
-
-    def current_epoch(self, prefix: str) -> int | None:
-        """The epoch of our lease on `prefix`, None when we hold none."""
-        ...
+class OwnershipView(Protocol):
+    """Who owns what, read-only: what the router and the inspection RPCs ask."""
 
     def route(self, prefix: str) -> OwnerInfo | None:
         """Where to serve `prefix`: None for here, else the owner to forward to."""
-        ...
-
-    def refusal(self, prefix: str, epoch: int) -> CacheError:
-        """The error of a write to `prefix` refused because `epoch` is no longer current."""
-        ...
-
-    async def release(self, prefix: str) -> bool:
-        """Give up our lease on `prefix` now (a handover); False if that failed."""
-        ...
-
-    def problem(self) -> str | None:
-        """Why this node cannot take part in ownership now, or None."""
         ...
 
     def owner_of(self, prefix: str) -> OwnerInfo:

@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 
 from marketcache.v1 import cache_pb2_grpc
 from services.cache.lease_metrics import OwnershipMetrics
-from services.cache.ownership import Fenced, NotOwner, OwnerInfo, Ownership
+from services.cache.ownership import Fenced, NotOwner, OwnerInfo, OwnershipView
 from services.common.cache_client import OWNER_HEADER
 from services.common.channels import open_channel
 from services.common.errors import ServiceError, status_details
@@ -82,7 +82,7 @@ class Router:
 
     def __init__(
         self,
-        ownership: Ownership,
+        ownership: OwnershipView,
         peers: Peers,
         metrics: OwnershipMetrics,
         *,

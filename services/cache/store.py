@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from math import ceil
+from typing import Protocol
 
 from services.cache.admission import Admission, NewEntry, StoreLimits
 from services.cache.clock import Clock
@@ -24,10 +25,10 @@ from services.cache.group_commit import GroupCommitter
 from services.cache.keys import KeyRules
 from services.cache.lru import Entry, LruMemory, entry_size
 from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, settled
-from services.cache.ownership import Ownership
+from services.cache.ownership import Owned
 from services.cache.readers import Readers
 from services.cache.stats import CacheStats, Snapshot
-from services.cache.tenure import Tenure
+from services.cache.tenure import Leases, Tenure
 from services.cache.writes import (
     STORED,
     ClearPrefix,
@@ -43,6 +44,40 @@ log = logging.getLogger(__name__)
 
 # A read that revealed a write whose commit then failed looks again, this often.
 _READ_ATTEMPTS = 3
+
+
+class Ownership(Leases, Protocol):
+    """What the store asks of the owner of its prefixes (the read-only side is
+    `ownership.OwnershipView`)."""
+
+    # True when this store is the only writer of its whole database.
+    exclusive: bool
+    # The lease token writes are fenced with, or None: no fencing.
+    token: str | None
+
+    async def start(self, owned: Owned) -> None:
+        """Join the membership (called once the store is open)."""
+        ...
+
+    async def stop(self) -> None:
+        """Give up every lease (called after the last write committed)."""
+        ...
+
+    async def admit(self, prefix: str) -> int:
+        """The fencing epoch under which this node may serve `prefix` now.
+
+        Raises NotOwner when another node owns it, CacheError UNAVAILABLE when
+        ownership is uncertain.
+        """
+        ...
+
+    def refusal(self, prefix: str, epoch: int) -> CacheError:
+        """The error of a write to `prefix` refused because `epoch` is no longer current."""
+        ...
+
+    def problem(self) -> str | None:
+        """Why this node cannot take part in ownership now, or None."""
+        ...
 
 
 HEALTHY = "healthy"

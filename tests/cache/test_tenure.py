@@ -17,10 +17,8 @@ from services.cache.db import CacheDb
 from services.cache.errors import CacheError
 from services.cache.keys import KeyRules
 from services.cache.ownership import (
-    MemberInfo,
     NotOwner,
     Owned,
-    OwnerInfo,
 )
 from services.cache.stats import CacheStats
 from services.cache.store import CacheStore
@@ -30,7 +28,7 @@ from tests.cache.harness import FakeClock, blob, read, sqlite_url, wait_until, w
 
 
 class HandedOwnership:
-    """Ownership the test hands out and takes back, prefix by prefix (no database)."""
+    """The store's side of ownership, handed out and taken back prefix by prefix (no database)."""
 
     exclusive = False
     token: str | None = None
@@ -63,9 +61,6 @@ class HandedOwnership:
     def current_epoch(self, prefix: str) -> int | None:
         return self.epochs.get(prefix)
 
-    def route(self, prefix: str) -> OwnerInfo | None:
-        return None
-
     def refusal(self, prefix: str, epoch: int) -> CacheError:
         return NotOwner(prefix, None, "refused")
 
@@ -75,15 +70,6 @@ class HandedOwnership:
 
     def problem(self) -> str | None:
         return None
-
-    def owner_of(self, prefix: str) -> OwnerInfo:
-        return OwnerInfo(prefix, "test", "", self.epochs.get(prefix, 0), 0.0)
-
-    def members(self) -> list[MemberInfo]:
-        return []
-
-    def owners(self) -> list[OwnerInfo]:
-        return []
 
 
 @pytest.fixture
