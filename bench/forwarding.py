@@ -22,7 +22,7 @@ from tests.support.processes import ServiceProcess, start_service
 NOT_AVAILABLE = "multi-process ownership not available"
 # How long the two nodes get to see each other and spread the prefixes.
 SETTLE_SECONDS = 30.0
-# The lease a node reports when it owns every prefix alone (services.cache.ownership).
+# The lease a node reports when it owns every prefix alone (services.cache.ownership.owners).
 SINGLE_NODE = "*"
 CANDIDATE_PREFIXES = tuple(f"fwd{i}" for i in range(64))
 

@@ -17,8 +17,8 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
 from marketcache.v1 import cache_pb2_grpc
-from services.cache.lease_metrics import OwnershipMetrics
-from services.cache.ownership import Fenced, NotOwner, OwnerInfo, OwnershipView
+from services.cache.ownership.lease_metrics import OwnershipMetrics
+from services.cache.ownership.owners import Fenced, NotOwner, OwnerInfo, OwnershipView
 from services.common.cache_client import OWNER_HEADER
 from services.common.channels import open_channel
 from services.common.errors import ServiceError, status_details

@@ -16,10 +16,10 @@ from services.cache.clock import Clock, SystemClock
 from services.cache.config import CacheSettings
 from services.cache.db import CacheDb
 from services.cache.keys import KeyRules
-from services.cache.lease_db import Incarnation, LeaseDb
-from services.cache.lease_metrics import OwnershipMetrics
-from services.cache.leases import LeaseOwnership
-from services.cache.liveness import host_key
+from services.cache.ownership.lease_db import Incarnation, LeaseDb
+from services.cache.ownership.lease_metrics import OwnershipMetrics
+from services.cache.ownership.leases import LeaseOwnership
+from services.cache.ownership.liveness import host_key
 from services.cache.routing import Peers, Router
 from services.cache.servicer import CacheServicer
 from services.cache.stats import CacheStats

@@ -14,7 +14,7 @@ from google.protobuf import struct_pb2
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.admission import Admission
 from services.cache.keys import KeyRules
-from services.cache.ownership import OwnerInfo, OwnershipView
+from services.cache.ownership.owners import OwnerInfo, OwnershipView
 from services.cache.routing import Router
 from services.cache.stats import Snapshot, hit_rate
 from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit

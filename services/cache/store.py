@@ -25,7 +25,7 @@ from services.cache.group_commit import GroupCommitter
 from services.cache.keys import KeyRules
 from services.cache.lru import Entry, LruMemory, entry_size
 from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, settled
-from services.cache.ownership import Owned
+from services.cache.ownership.owners import Owned
 from services.cache.readers import Readers
 from services.cache.stats import CacheStats, Snapshot
 from services.cache.tenure import Leases, Tenure

@@ -18,7 +18,7 @@ from services.cache.clock import Clock
 from services.cache.config import CacheSettings
 from services.cache.db import CacheDb
 from services.cache.keys import KeyRules
-from services.cache.ownership import SingleNodeOwnership
+from services.cache.ownership.owners import SingleNodeOwnership
 from services.cache.server import CacheServer
 from services.cache.stats import CacheStats
 from services.cache.store import CacheStore

@@ -16,7 +16,7 @@ from services.cache.admission import Admission, StoreLimits
 from services.cache.db import CacheDb
 from services.cache.errors import CacheError
 from services.cache.keys import KeyRules
-from services.cache.ownership import (
+from services.cache.ownership.owners import (
     NotOwner,
     Owned,
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.cache.membership import preferred
+from services.cache.ownership.membership import preferred
 from services.cache.server import CacheServer
 from tests.cache.harness import cache_env, make_server
 from tests.ownership.cluster import Cluster, poll

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from marketcache.v1 import cache_pb2
-from services.cache.membership import preferred
+from services.cache.ownership.membership import preferred
 from services.common.json_value import from_value, to_value
 from tests.ownership.cluster import LEASE_SECONDS, Cluster, poll, put
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from marketcache.v1 import cache_pb2
-from services.cache.membership import preferred
+from services.cache.ownership.membership import preferred
 from services.common.json_value import to_value
 from tests.ownership.cluster import LEASE_SECONDS, Cluster, get, poll, put
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cache.membership import preferred
+from services.cache.ownership.membership import preferred
 from services.common.cache_client import CacheClient, CacheError
 from tests.ownership.cluster import LEASE_SECONDS, Cluster, poll
 from tests.ownership.linearizability import READ, WRITE, Op, check_register

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from services.cache.db import CacheDb
-from services.cache.lease_db import Incarnation, LeaseDb
+from services.cache.ownership.lease_db import Incarnation, LeaseDb
 from services.cache.writes import STORED, Put
 from tests.ownership.cluster import poll
 

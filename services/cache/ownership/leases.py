@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from services.cache.errors import CacheError, Failure
-from services.cache.lease_db import Beat, Claim, LeaseDb
-from services.cache.lease_metrics import OwnershipMetrics
-from services.cache.liveness import has_exited
-from services.cache.membership import View, preferred
-from services.cache.ownership import Fenced, MemberInfo, NotOwner, Owned, OwnerInfo
+from services.cache.ownership.lease_db import Beat, Claim, LeaseDb
+from services.cache.ownership.lease_metrics import OwnershipMetrics
+from services.cache.ownership.liveness import has_exited
+from services.cache.ownership.membership import View, preferred
+from services.cache.ownership.owners import Fenced, MemberInfo, NotOwner, Owned, OwnerInfo
 
 log = logging.getLogger(__name__)
 

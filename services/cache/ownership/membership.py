@@ -6,8 +6,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.cache.lease_db import LeaseRow, MemberRow
-from services.cache.ownership import MemberInfo, OwnerInfo
+from services.cache.ownership.lease_db import LeaseRow, MemberRow
+from services.cache.ownership.owners import MemberInfo, OwnerInfo
 
 
 def weight(node_id: str, prefix: str) -> int:
