@@ -20,7 +20,7 @@ from marketcache.v1 import cache_pb2_grpc
 from services.cache.lease_metrics import OwnershipMetrics
 from services.cache.ownership import Fenced, NotOwner, OwnerInfo, Ownership
 from services.common.cache_client import OWNER_HEADER
-from services.common.channels import open_channel
+from services.common.channel_pool import ChannelPool
 from services.common.errors import ServiceError, status_details
 from services.common.tls import TlsConfig
 
@@ -50,26 +50,11 @@ class ForwardedError(ServiceError):
         return rpc_status.to_status(status)
 
 
-class Peers:
-    """One channel per peer address, opened on first use."""
+class Peers(ChannelPool["cache_pb2_grpc.CacheServiceAsyncStub"]):
+    """One channel per peer node, opened on first use."""
 
     def __init__(self, tls: TlsConfig | None = None) -> None:
-        self._tls = tls
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[str, cache_pb2_grpc.CacheServiceAsyncStub] = {}
-
-    def stub(self, address: str) -> cache_pb2_grpc.CacheServiceAsyncStub:
-        """The stub of the node at `address`."""
-        stub = self._stubs.get(address)
-        if stub is None:
-            channel = self._channels[address] = open_channel(address, self._tls)
-            stub = self._stubs[address] = cache_pb2_grpc.CacheServiceStub(channel)
-        return stub
-
-    async def close(self) -> None:
-        """Close every channel."""
-        channels, self._channels, self._stubs = list(self._channels.values()), {}, {}
-        await asyncio.gather(*(channel.close(None) for channel in channels))
+        super().__init__(cache_pb2_grpc.CacheServiceStub, tls)
 
 
 def is_forwarded(context: Context) -> bool:

@@ -19,7 +19,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.common.channels import open_channel
+from services.common.channel_pool import ChannelPool
 from services.common.config import Env
 from services.common.errors import status_details
 from services.common.json_value import JSON, from_value, to_value
@@ -106,9 +106,7 @@ class CacheClient:
     ) -> None:
         self.address = address
         self.timeout = timeout
-        self._tls = tls
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[str, Stub] = {}
+        self._pool: ChannelPool[Stub] = ChannelPool(cache_pb2_grpc.CacheServiceStub, tls)
         # prefix -> address of its owner, as last learned.
         self.routes: dict[str, str] = {}
         # Times get_or_fetch fell back to the fetcher because the cache failed.
@@ -123,14 +121,6 @@ class CacheClient:
             )
             for op in ("get", "set"):
                 self._fallback_counter.labels(op)
-
-    def _service(self, address: str) -> Stub:
-        stub = self._stubs.get(address)
-        if stub is None:
-            # Lazily, so the channel binds to the event loop that uses it.
-            channel = self._channels[address] = open_channel(address, self._tls)
-            stub = self._stubs[address] = cache_pb2_grpc.CacheServiceStub(channel)
-        return stub
 
     def route(self, key_or_prefix: str) -> str:
         """The address to call for a key (or prefix): its owner if known, else `address`."""
@@ -160,7 +150,7 @@ class CacheClient:
         deadline = loop.time() + self.timeout
         address = self.address if route is None else self.route(route)
         for attempt in range(_ATTEMPTS):
-            call = getattr(self._service(address), method)(
+            call = getattr(self._pool.stub(address), method)(
                 request, timeout=max(0.001, deadline - loop.time()), metadata=metadata
             )
             try:
@@ -370,8 +360,7 @@ class CacheClient:
 
     async def close(self) -> None:
         """Close the channels; the client may be used again (new channels open)."""
-        channels, self._channels, self._stubs = list(self._channels.values()), {}, {}
-        await asyncio.gather(*(channel.close(None) for channel in channels))
+        await self._pool.close()
 
 
 def _mset_item(item: MSetItem) -> cache_pb2.MSetItem:
