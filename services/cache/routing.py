@@ -19,15 +19,14 @@ from grpc_status import rpc_status
 from marketcache.v1 import cache_pb2_grpc
 from services.cache.lease_metrics import OwnershipMetrics
 from services.cache.ownership import Fenced, NotOwner, OwnerInfo, Ownership
-from services.common.cache_client import OWNER_HEADER
 from services.common.channel_pool import ChannelPool
 from services.common.errors import ServiceError, status_details
 from services.common.tls import TlsConfig
+from services.common.wire import FORWARDED_BY, OWNER_HEADER
 
 Context = grpc.aio.ServicerContext[Any, Any]
 R = TypeVar("R")
 
-FORWARDED_BY = "x-marketcache-forwarded-by"
 # A forwarded call without a deadline of its own gets this one (seconds).
 FORWARD_TIMEOUT = 10.0
 # Metadata a forwarded call carries on (admin calls need their token at the owner).

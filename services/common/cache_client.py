@@ -24,13 +24,12 @@ from services.common.config import Env
 from services.common.errors import status_details
 from services.common.json_value import JSON, from_value, to_value
 from services.common.tls import TlsConfig
+from services.common.wire import OWNER_HEADER
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 0.25
 DEFAULT_TTL = 3600
-# Trailing metadata of a forwarded reply: "<prefix>=<owner address>", one per prefix.
-OWNER_HEADER = "x-marketcache-owner"
 # Attempts per call: the first, then after a redirect or a dead owner.
 _ATTEMPTS = 3
 
