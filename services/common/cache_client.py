@@ -188,7 +188,7 @@ class CacheClient:
         # A write is sent again only when it never left (no connection): one that may
         # have reached the dead owner has an unknown outcome, for the caller to judge.
         self.routes = {p: a for p, a in self.routes.items() if a != address}
-        if write and "failed to connect" not in (exc.details() or "").lower():
+        if write and not never_sent(exc):
             return None
         return self.address
 
@@ -376,6 +376,23 @@ def _redirect_of(exc: grpc.aio.AioRpcError) -> cache_pb2.OwnerRedirect | None:
         if detail.Unpack(redirect):
             return redirect
     return None
+
+
+def never_sent(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether the call failed because no connection to the server could be made.
+
+    Only then is a write known not to have been applied, and safe to send again.
+    grpcio offers no structured signal for it: a connection refused and a connection
+    lost mid-call are both UNAVAILABLE with no metadata, told apart only by grpc
+    core's message ("failed to connect to all addresses; last error: ...").
+    tests/client/test_never_sent.py provokes both against real sockets, so a grpcio
+    that words it differently fails there, not silently here. (A server that did
+    nothing says so itself, with an OwnerRedirect detail: see CacheClient._retry_at.)
+    """
+    return (
+        exc.code() is grpc.StatusCode.UNAVAILABLE
+        and "failed to connect" in (exc.details() or "").lower()
+    )
 
 
 def _error_from(exc: grpc.aio.AioRpcError) -> CacheError:
