@@ -11,8 +11,7 @@ from __future__ import annotations
 # ruff: noqa: N802
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import grpc
@@ -20,6 +19,7 @@ import pytest
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.common.cache_client import never_sent
+from tests.conftest import grpc_server
 
 
 async def failed_set(address: str) -> grpc.aio.AioRpcError:
@@ -47,16 +47,10 @@ class SlowNode(cache_pb2_grpc.CacheServiceServicer):
         await asyncio.Event().wait()  # until the server stops under the call
 
 
-@asynccontextmanager
-async def serving(node: SlowNode) -> AsyncIterator[tuple[str, grpc.aio.Server]]:
-    server = grpc.aio.server()
-    cache_pb2_grpc.add_CacheServiceServicer_to_server(node, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", server
-    finally:
-        await server.stop(None)
+def serving(node: SlowNode) -> AbstractAsyncContextManager[tuple[str, grpc.aio.Server]]:
+    return grpc_server(
+        lambda server: cache_pb2_grpc.add_CacheServiceServicer_to_server(node, server)
+    )
 
 
 async def test_a_refused_connection_is_recognised_as_never_sent() -> None:

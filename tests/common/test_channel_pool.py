@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
 from services.common.channel_pool import ChannelPool
+from tests.conftest import grpc_server
 
 
 @asynccontextmanager
@@ -19,14 +20,10 @@ async def health_server(
 ) -> AsyncIterator[str]:
     servicer = health_aio.HealthServicer()
     await servicer.set("", status)
-    server = grpc.aio.server()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
+    async with grpc_server(
+        lambda server: health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    ) as (address, _):
+        yield address
 
 
 async def check(stub: health_pb2_grpc.HealthStub) -> int:
