@@ -19,15 +19,14 @@ from grpc_status import rpc_status
 from marketcache.v1 import cache_pb2_grpc
 from services.cache.ownership.lease_metrics import OwnershipMetrics
 from services.cache.ownership.owners import Fenced, NotOwner, OwnerInfo, OwnershipView
-from services.common.cache_client import OWNER_HEADER
-from services.common.channels import open_channel
+from services.common.channel_pool import ChannelPool
 from services.common.errors import ServiceError, status_details
 from services.common.tls import TlsConfig
+from services.common.wire import FORWARDED_BY, OWNER_HEADER
 
 Context = grpc.aio.ServicerContext[Any, Any]
 R = TypeVar("R")
 
-FORWARDED_BY = "x-marketcache-forwarded-by"
 # A forwarded call without a deadline of its own gets this one (seconds).
 FORWARD_TIMEOUT = 10.0
 # Metadata a forwarded call carries on (admin calls need their token at the owner).
@@ -50,26 +49,11 @@ class ForwardedError(ServiceError):
         return rpc_status.to_status(status)
 
 
-class Peers:
-    """One channel per peer address, opened on first use."""
+class Peers(ChannelPool["cache_pb2_grpc.CacheServiceAsyncStub"]):
+    """One channel per peer node, opened on first use."""
 
     def __init__(self, tls: TlsConfig | None = None) -> None:
-        self._tls = tls
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[str, cache_pb2_grpc.CacheServiceAsyncStub] = {}
-
-    def stub(self, address: str) -> cache_pb2_grpc.CacheServiceAsyncStub:
-        """The stub of the node at `address`."""
-        stub = self._stubs.get(address)
-        if stub is None:
-            channel = self._channels[address] = open_channel(address, self._tls)
-            stub = self._stubs[address] = cache_pb2_grpc.CacheServiceStub(channel)
-        return stub
-
-    async def close(self) -> None:
-        """Close every channel."""
-        channels, self._channels, self._stubs = list(self._channels.values()), {}, {}
-        await asyncio.gather(*(channel.close(None) for channel in channels))
+        super().__init__(cache_pb2_grpc.CacheServiceStub, tls)
 
 
 def is_forwarded(context: Context) -> bool:

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Re-exported for servicer.py, which imports it from here (it is another branch's to change).
+from services.common.hit_rate import hit_rate as hit_rate  # noqa: PLC0414
+
 OTHER = "other"
 
 _COMMIT_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -43,12 +46,6 @@ class Snapshot:
     @property
     def hit_rate(self) -> float:
         return hit_rate(self.hits, self.misses)
-
-
-def hit_rate(hits: int, misses: int) -> float:
-    """hits / (hits + misses), 0.0 before any read."""
-    total = hits + misses
-    return hits / total if total else 0.0
 
 
 class _Series:

@@ -10,11 +10,11 @@ from typing import Protocol
 from services.common.cache_client import CacheError, CacheUnavailable
 from services.common.errors import ServiceError
 from services.common.json_value import JSON
+from services.common.singleflight import Group
 from services.market_data.breaker import CircuitBreaker
 from services.market_data.deadline import Clock
 from services.market_data.envelope import Envelope, Provenance, Served
 from services.market_data.metrics import MarketMetrics
-from services.market_data.singleflight import Group
 from services.market_data.ttl_policy import TtlPolicy
 from services.market_data.upstream_errors import SymbolNotFoundError, UpstreamError
 

@@ -23,6 +23,7 @@ from google.protobuf import json_format, message
 from marketcache.v1 import sector_pb2
 from services.common.cache_client import CacheClient, CacheError, CacheUnavailable
 from services.common.errors import ServiceError
+from services.common.hit_rate import hit_rate
 from services.common.json_value import JSON
 from services.sector.analytics import HistoryDigest
 from services.sector.metrics import NAMESPACES, SectorMetrics
@@ -206,12 +207,12 @@ class SectorCacheManager:
                 namespace=namespace,
                 hits=hits,
                 misses=misses,
-                hit_rate=_rate(hits, misses),
+                hit_rate=hit_rate(hits, misses),
                 keys=int(entry.get("keys", 0)),
             )
             reply.hits += hits
             reply.misses += misses
-        reply.hit_rate = _rate(reply.hits, reply.misses)
+        reply.hit_rate = hit_rate(reply.hits, reply.misses)
         if reply.hits + reply.misses >= MIN_LOOKUPS_FOR_ALERT and reply.hit_rate < LOW_HIT_RATE:
             log.warning(
                 "sector cache hit rate %.2f is below %.1f (%d hits, %d misses)",
@@ -302,10 +303,6 @@ class SectorCacheManager:
             )
         self._skip_until = self._monotonic() + self._retry_seconds
         self._metrics.cache_available.set(0)
-
-
-def _rate(hits: int, misses: int) -> float:
-    return hits / (hits + misses) if hits + misses else 0.0
 
 
 def _admin_error(operation: str, address: str, exc: CacheError) -> ServiceError:

@@ -8,12 +8,12 @@ import time
 from collections.abc import Mapping, Sequence
 
 from marketcache.v1 import market_data_pb2, sector_pb2
+from services.common.singleflight import Group
 from services.sector import analytics
 from services.sector.cache_manager import SectorCacheManager
 from services.sector.catalog import ALL_SYMBOLS, BENCHMARK, SECTORS, check_symbol, name_of
 from services.sector.market import MarketDataClient, session_of
 from services.sector.metrics import SectorMetrics
-from services.sector.singleflight import SingleFlight
 
 SectorMap = dict[str, sector_pb2.SectorData]
 
@@ -33,8 +33,8 @@ class SectorDataFetcher:
         self._cache = cache
         self._metrics = metrics
         self._concurrency = concurrency
-        self._sector_flight: SingleFlight[SectorMap] = SingleFlight()
-        self._snapshot_flight: SingleFlight[sector_pb2.GetSectorSnapshotResponse] = SingleFlight()
+        self._sector_flight: Group[SectorMap] = Group()
+        self._snapshot_flight: Group[sector_pb2.GetSectorSnapshotResponse] = Group()
 
     async def sector(self, symbol: str) -> sector_pb2.GetSectorDataResponse:
         """One sector (or SPY): cached, else built with SPY for the relative strength."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.common.hit_rate import hit_rate
+
 NAMESPACES = ("sectors", "snapshots", "metrics")
 
 
@@ -68,4 +70,4 @@ class SectorMetrics:
         self._hits_total += hit
 
     def _hit_rate(self) -> float:
-        return self._hits_total / self._lookups_total if self._lookups_total else 0.0
+        return hit_rate(self._hits_total, self._lookups_total - self._hits_total)

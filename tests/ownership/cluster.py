@@ -8,10 +8,10 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.common.channel_pool import ChannelPool
 from services.common.json_value import from_value, to_value
 from tests.support.processes import ServiceProcess, start_service, wait_ready
 
@@ -43,7 +43,9 @@ class Cluster:
         self.workdir = workdir
         self.extra_env = extra_env
         self.nodes: dict[str, ServiceProcess] = {}
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: ChannelPool[cache_pb2_grpc.CacheServiceAsyncStub] = ChannelPool(
+            cache_pb2_grpc.CacheServiceStub, None
+        )
 
     async def start(self, *node_ids: str, **env: str) -> None:
         """Start the nodes together and wait until every one serves."""
@@ -71,11 +73,7 @@ class Cluster:
 
     def stub(self, node: str) -> cache_pb2_grpc.CacheServiceAsyncStub:
         """A stub of `node` (one channel per node, reopened after a restart)."""
-        address = self.nodes[node].grpc_address
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
-        return cache_pb2_grpc.CacheServiceStub(channel)
+        return self._stubs.stub(self.nodes[node].grpc_address)
 
     def metric(self, node: str, name: str, **labels: str) -> float:
         """A sample of `node`'s /metrics (0 when absent)."""
@@ -92,8 +90,7 @@ class Cluster:
 
     async def close(self) -> None:
         """Close the channels and stop every node."""
-        for channel in self._channels.values():
-            await channel.close(None)
+        await self._stubs.close()
         for proc in self.nodes.values():
             await asyncio.to_thread(proc.stop)
 

@@ -15,7 +15,7 @@ import pytest
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.common.cache_client import CacheClient, CacheUnavailable
 from services.common.errors import build_status
-from tests.conftest import free_port
+from tests.conftest import free_port, grpc_server
 from tests.ownership.conftest import PA, PB, Pair
 
 
@@ -50,14 +50,9 @@ class ScriptedNode(cache_pb2_grpc.CacheServiceServicer):
 @asynccontextmanager
 async def scripted(redirect_to: str | None) -> AsyncIterator[tuple[str, ScriptedNode]]:
     node = ScriptedNode(redirect_to)  # type: ignore[abstract]  # Get and Set are enough
-    server = grpc.aio.server()
-    cache_pb2_grpc.add_CacheServiceServicer_to_server(node, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", node
-    finally:
-        await server.stop(None)
+    add = cache_pb2_grpc.add_CacheServiceServicer_to_server
+    async with grpc_server(lambda server: add(node, server)) as (address, _):
+        yield address, node
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ import pytest
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 
 from marketcache.v1 import cache_pb2
-from services.cache.routing import FORWARDED_BY
-from services.common.cache_client import OWNER_HEADER
 from services.common.errors import status_details
 from services.common.json_value import from_value, to_value
+from services.common.wire import FORWARDED_BY, OWNER_HEADER
 from tests.cache.harness import ADMIN_TOKEN, cache_stub
 from tests.ownership.cluster import poll
 from tests.ownership.conftest import PA, PB, Pair
