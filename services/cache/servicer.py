@@ -16,7 +16,7 @@ from services.cache.admission import Admission
 from services.cache.keys import KeyRules
 from services.cache.ownership.owners import OwnerInfo, OwnershipView
 from services.cache.routing import Router
-from services.cache.stats import Snapshot, hit_rate
+from services.cache.stats import Snapshot
 from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
 from services.common.auth import AdminAuth
 from services.common.errors import (
@@ -25,6 +25,7 @@ from services.common.errors import (
     answers_service_errors,
     invalid_argument,
 )
+from services.common.hit_rate import hit_rate
 
 
 class CacheServicer(cache_pb2_grpc.CacheServiceServicer):

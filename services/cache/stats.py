@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Re-exported for servicer.py, which imports it from here (it is another branch's to change).
-from services.common.hit_rate import hit_rate as hit_rate  # noqa: PLC0414
+from services.common.hit_rate import hit_rate
 
 OTHER = "other"
 
