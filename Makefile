@@ -48,8 +48,8 @@ gen-check: gen ## Fail when the committed gen/ differs from a fresh `make gen`
 	@test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/; echo "gen/ has untracked files: run 'make gen' and commit"; exit 1; }
 
 lint: $(STAMP) ## ruff and mypy --strict (generated code excluded)
-	$(VENV)/bin/ruff check services tests bench
-	$(VENV)/bin/ruff format --check services tests bench
+	$(VENV)/bin/ruff check services tests bench harness
+	$(VENV)/bin/ruff format --check services tests bench harness
 	$(VENV)/bin/mypy
 
 test: $(STAMP) deps lint gen-check ## Lint, check gen/ is fresh, then run the whole test suite
