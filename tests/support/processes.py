@@ -2,14 +2,13 @@
 
 from harness.process import REPO, ServiceProcess
 from harness.readiness import wait_http_ready, wait_ready
-from harness.services import running, running_http, start_http_service, start_service
+from harness.services import running, running_http, start_service
 
 __all__ = [
     "REPO",
     "ServiceProcess",
     "running",
     "running_http",
-    "start_http_service",
     "start_service",
     "wait_http_ready",
     "wait_ready",
