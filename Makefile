@@ -47,10 +47,11 @@ gen-check: gen ## Fail when the committed gen/ differs from a fresh `make gen`
 	@git diff --exit-code --stat -- gen/ || { echo "gen/ is stale: run 'make gen' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/; echo "gen/ has untracked files: run 'make gen' and commit"; exit 1; }
 
-lint: $(STAMP) ## ruff and mypy --strict (generated code excluded)
-	$(VENV)/bin/ruff check services tests bench
-	$(VENV)/bin/ruff format --check services tests bench
+lint: $(STAMP) ## ruff, mypy --strict (generated code excluded), the import-linter contracts
+	$(VENV)/bin/ruff check services tests bench harness
+	$(VENV)/bin/ruff format --check services tests bench harness
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP) deps lint gen-check ## Lint, check gen/ is fresh, then run the whole test suite
 	$(PY) -m pytest
@@ -68,4 +69,4 @@ soak: $(STAMP) ## A long soak run (SOAK_SECONDS, default 600)
 	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(PY) -m pytest tests/reliability/test_soak.py -p no:cacheprovider
 
 clean: ## Remove .venv, var/ and caches
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import chart, report
 from bench.runner import run_all
 from bench.sizes import FULL, QUICK, SMOKE
-from tests.support.processes import REPO
+from harness.process import REPO
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

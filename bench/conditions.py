@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.support.processes import REPO
+from harness.process import REPO
 
 
 def cpu_model() -> str:

@@ -15,9 +15,10 @@ from bench.results import DIRECT_P50, FORWARD_P50, Cell, Results
 from bench.servers import BenchError, cache_env
 from bench.sizes import Sizes
 from bench.stats import percentile
+from harness.process import ServiceProcess
+from harness.services import start_service
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.common.channels import open_channel
-from tests.support.processes import ServiceProcess, start_service
 
 NOT_AVAILABLE = "multi-process ownership not available"
 # How long the two nodes get to see each other and spread the prefixes.

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.servers import BenchError, cache_env, read_ready, spawn
-from tests.support.processes import ServiceProcess, start_service
+from bench.servers import BenchError, cache_env
+from harness.process import ServiceProcess, spawn
+from harness.readiness import read_ready_file
+from harness.services import start_service
 
 UPSTREAM_DELAY_MS = 100
 FMP_KEY = "bench-dummy-key"
@@ -72,7 +74,7 @@ def _start(stack: MarketStack, workdir: Path) -> None:
     argv = ["tests.fakes.upstream", "--port", "0", "--delay-ms", delay, "--api-key", FMP_KEY]
     upstream = spawn([*argv, "--ready-file", ready], {}, workdir, "upstream")
     stack.procs.append(upstream)
-    stack.upstream_url = str(read_ready(upstream)["url"])
+    stack.upstream_url = str(read_ready_file(upstream)["url"])
 
     cache = start_service(
         "cache", {**cache_env(workdir / "cache-stack"), **common}, workdir, label="cache-stack"
@@ -125,7 +127,7 @@ def _start(stack: MarketStack, workdir: Path) -> None:
     )
     stack.procs.append(gateway)
     # The gateway writes {"http": address} (no gRPC port), so wait on its ready file.
-    stack.gateway_url = f"http://{read_ready(gateway)['http']}"
+    stack.gateway_url = f"http://{read_ready_file(gateway)['http']}"
 
 
 async def wait_ready(stack: MarketStack, session: aiohttp.ClientSession, within: float) -> None:

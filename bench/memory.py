@@ -11,7 +11,7 @@ import psutil
 from bench.peers import AsyncPeer, RedisAsyncPeer, StubPeer
 from bench.results import FLOOR, REDIS
 from bench.servers import RedisServer
-from tests.support.processes import ServiceProcess
+from harness.process import ServiceProcess
 
 LOAD_BATCH = 1000
 LOAD_CONCURRENCY = 4

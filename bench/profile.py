@@ -24,7 +24,8 @@ from bench import drivers, kv
 from bench.peers import StubPeer
 from bench.results import FLOOR, MC_STUB
 from bench.servers import cache_env, start_floor
-from tests.support.processes import ServiceProcess, start_service
+from harness.process import ServiceProcess
+from harness.services import start_service
 
 # The frame under which the event loop runs callbacks: a sample below it is busy.
 BUSY = "Handle._run (asyncio/events.py)"

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.servers import BenchError
+from harness.process import ServiceProcess
+from harness.readiness import read_ready_file, wait_serving
+from harness.services import start_service
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from tests.support.processes import ServiceProcess, start_service
 
 POLL_SECONDS = 0.002
 
@@ -36,18 +37,17 @@ def time_start(
     proc = start_service("cache", env, workdir, wait=False, label=label)
     deadline = start + timeout
     try:
-        address = _wait_ready_file(proc, deadline)
+        address = str(read_ready_file(proc, timeout, every=POLL_SECONDS)["grpc"])
         with grpc.insecure_channel(address) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            while True:
-                try:
-                    reply = health.Check(health_pb2.HealthCheckRequest(), timeout=5.0)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                except grpc.RpcError:
-                    pass
-                _check(proc, deadline)
-                time.sleep(POLL_SECONDS)
+            # The health checks' channel, kept open: the first Get is timed on the
+            # connection they made, as a client already connected would see it.
+            wait_serving(
+                address,
+                deadline - time.perf_counter(),
+                channel=lambda _: nullcontext(channel),
+                proc=proc,
+                every=POLL_SECONDS,
+            )
             serving = time.perf_counter() - start
             first_hit = None
             unavailable = 0
@@ -72,14 +72,6 @@ def time_start(
         raise
     proc.grpc_address = address
     return RestartTiming(serving, first_hit, unavailable), proc
-
-
-def _wait_ready_file(proc: ServiceProcess, deadline: float) -> str:
-    # The process binds port 0, so its address is known only from the ready file.
-    while not proc.ready_file.exists():
-        _check(proc, deadline)
-        time.sleep(POLL_SECONDS)
-    return str(json.loads(proc.ready_file.read_text())["grpc"])
 
 
 def _check(proc: ServiceProcess, deadline: float) -> None:

@@ -52,8 +52,8 @@ from bench.servers import (
     start_redis,
 )
 from bench.sizes import Sizes
+from harness.services import start_service
 from services.common.cache_client import CacheClient
-from tests.support.processes import start_service
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,9 @@ Every server runs in its own process so that client and server never share a GIL
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +16,8 @@ from pathlib import Path
 import redis
 import redis.asyncio
 
-from tests.support.processes import REPO, ServiceProcess, wait_ready
+from harness.process import REPO, ServiceProcess, spawn
+from harness.readiness import wait_ready
 
 # Which Redis database and key prefix the harness may use on a shared server; it
 # deletes exactly these keys afterwards and never flushes anything.
@@ -29,51 +27,6 @@ REDIS_PREFIX = "mcbench:"
 
 class BenchError(RuntimeError):
     """The harness could not measure something it should have (a bug, not a slow result)."""
-
-
-def spawn(
-    module_args: list[str], env: Mapping[str, str], workdir: Path, label: str
-) -> ServiceProcess:
-    """Start `python -m <module_args...>` with MARKETCACHE_READY_FILE set; do not wait."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    ready = workdir / f"{label}.ready.json"
-    ready.unlink(missing_ok=True)
-    log_path = workdir / f"{label}.log"
-    full_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", str(workdir)),
-        "PYTHONPATH": str(REPO),
-        "PYTHONUNBUFFERED": "1",
-        "MARKETCACHE_READY_FILE": str(ready),
-        **env,
-    }
-    with log_path.open("ab") as log_file:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", *module_args],
-            cwd=str(REPO),
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return ServiceProcess(
-        name=label, popen=popen, log_path=log_path, ready_file=ready, env=full_env
-    )
-
-
-def read_ready(proc: ServiceProcess, timeout: float = 30.0) -> dict[str, object]:
-    """Poll for the process's ready file (what it bound) within a deadline."""
-    deadline = time.monotonic() + timeout
-    while not proc.ready_file.exists():
-        if proc.popen.poll() is not None:
-            raise BenchError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log()}")
-        if time.monotonic() > deadline:
-            proc.stop()
-            raise BenchError(f"{proc.name} not ready within {timeout}s:\n{proc.log()}")
-        time.sleep(0.01)
-    info: dict[str, object] = json.loads(proc.ready_file.read_text())
-    proc.extra = info
-    return info
 
 
 def start_module(

@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.server import CacheServer
 from services.common.json_value import from_value, to_value
-from tests.cache.harness import wait_until, writer_blocked
+from tests.cache.harness import writer_blocked
+from tests.support.polling import eventually
 
 if TYPE_CHECKING:
     Stub = cache_pb2_grpc.CacheServiceAsyncStub
@@ -94,9 +95,9 @@ async def test_writes_admitted_while_the_writer_is_busy_commit_as_one_group(
         # The first write is taken for a transaction at once and waits for the
         # writer thread; the 63 sent meanwhile queue up behind it.
         sets = [put(0)]
-        await wait_until(lambda: store.state().pending == 1 and store.state().queued == 0)
+        await eventually(lambda: store.state().pending == 1 and store.state().queued == 0)
         sets += [put(i) for i in range(1, 64)]
-        await wait_until(lambda: store.state().queued == 63)
+        await eventually(lambda: store.state().queued == 63)
     await asyncio.gather(*sets)
     bucket = registry.get_sample_value
 

@@ -9,7 +9,7 @@ import pytest
 
 from services.cache.gate import PrefixGates
 from services.common.errors import ServiceError
-from tests.cache.harness import wait_until
+from tests.support.polling import eventually
 
 
 async def test_one_prefix_runs_one_at_a_time_in_arrival_order() -> None:
@@ -66,7 +66,7 @@ async def test_a_full_queue_is_resource_exhausted() -> None:
     first = asyncio.create_task(hold())
     await started.wait()
     second = asyncio.create_task(hold())
-    await wait_until(lambda: gates.depth("stock") == 2)
+    await eventually(lambda: gates.depth("stock") == 2)
     with pytest.raises(ServiceError) as caught:
         async with gates.hold("stock"):
             pass
@@ -108,7 +108,7 @@ async def test_a_cancelled_waiter_leaves_the_gate_usable() -> None:
     holder = asyncio.create_task(hold())
     await started.wait()
     waiter = asyncio.create_task(hold())
-    await wait_until(lambda: gates.depth("p") == 2)
+    await eventually(lambda: gates.depth("p") == 2)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
@@ -135,7 +135,7 @@ async def test_a_multi_prefix_hold_cancelled_midway_lets_go_of_what_it_took() ->
     holder = asyncio.create_task(hold_b())
     await started.wait()
     multi = asyncio.create_task(hold_ab())
-    await wait_until(lambda: gates.depth("a") == 1 and gates.depth("b") == 2)
+    await eventually(lambda: gates.depth("a") == 1 and gates.depth("b") == 2)
     multi.cancel()
     with pytest.raises(asyncio.CancelledError):
         await multi
@@ -158,7 +158,7 @@ async def test_one_prefix_through_hold_all_keeps_arrival_order_and_the_queue_lim
             await release.wait()
 
     tasks = [asyncio.create_task(op(i)) for i in range(3)]
-    await wait_until(lambda: gates.depth("stock") == 3)
+    await eventually(lambda: gates.depth("stock") == 3)
     with pytest.raises(ServiceError) as caught:
         async with gates.hold_all(["stock"]):
             pass
@@ -185,9 +185,9 @@ async def test_internal_upkeep_queues_in_order_but_takes_no_callers_place() -> N
             order.append(name)
 
     held = asyncio.create_task(upkeep())
-    await wait_until(lambda: order == ["upkeep"])
+    await eventually(lambda: order == ["upkeep"])
     callers = [asyncio.create_task(caller(f"c{i}")) for i in range(2)]
-    await wait_until(lambda: gates.depth("stock") == 3)
+    await eventually(lambda: gates.depth("stock") == 3)
     # The two callers fill CACHE_MAX_PREFIX_QUEUE by themselves; the upkeep is not counted.
     with pytest.raises(ServiceError) as caught:
         async with gates.hold("stock"):

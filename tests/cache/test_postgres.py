@@ -8,7 +8,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.cache.store import CacheStore
-from tests.cache.harness import FakeClock, blob, make_store, read, wait_until, writer_blocked
+from tests.cache.harness import FakeClock, blob, make_store, read, writer_blocked
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -36,11 +37,11 @@ async def _same_key_twice_in_one_transaction(store: CacheStore) -> None:
     # PostgreSQL refuses an upsert touching one row twice: the store must fold them.
     with writer_blocked(store):
         first = asyncio.ensure_future(store.set("dup:k", blob("first"), 600))
-        await wait_until(lambda: store.state().queued == 0 and store.state().pending == 1)
+        await eventually(lambda: store.state().queued == 0 and store.state().pending == 1)
         rest = [asyncio.ensure_future(store.set("dup:k", blob(f"v{i}"), 600)) for i in range(5)] + [
             asyncio.ensure_future(store.mset([("dup:k", blob("last"), 600)]))
         ]
-        await wait_until(lambda: store.state().queued == 6)
+        await eventually(lambda: store.state().queued == 6)
     await asyncio.gather(first, *rest)
     assert await read(store, "dup:k") == "last"
 

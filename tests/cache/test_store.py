@@ -21,9 +21,9 @@ from tests.cache.harness import (
     read,
     sqlite_url,
     value_of,
-    wait_until,
     writer_blocked,
 )
+from tests.support.polling import eventually
 
 
 def rows(url: str) -> dict[str, float]:
@@ -158,7 +158,7 @@ async def test_restart_with_more_than_memory_loads_the_newest_and_reads_the_rest
 async def test_a_read_waits_for_the_commit_of_a_write_it_reveals(store: CacheStore) -> None:
     with writer_blocked(store) as release:
         writing = asyncio.create_task(store.set("stock:AAPL", blob("new"), 60))
-        await wait_until(lambda: store.state().pending > 0)
+        await eventually(lambda: store.state().pending > 0)
         reading = asyncio.create_task(store.get("stock:AAPL"))
         other = await store.get("stock:OTHER")  # same prefix, not blocked by the pending write
         assert other is None
@@ -190,7 +190,7 @@ async def test_a_failed_commit_is_never_revealed_and_fails_its_writer(
     with writer_blocked(store) as release:
         writing = asyncio.create_task(store.set("fail:x", blob("new"), 600))
         bystander = asyncio.create_task(store.set("fail:y", blob("y"), 600))
-        await wait_until(lambda: store.state().pending >= 2)
+        await eventually(lambda: store.state().pending >= 2)
         reading = asyncio.create_task(store.get("fail:x"))
         for _ in range(20):
             await asyncio.sleep(0)
@@ -240,9 +240,9 @@ async def test_writes_after_a_pending_clear_survive_it(store: CacheStore) -> Non
     await store.mset([("a:1", blob(1), 600), ("a:2", blob(2), 600)])
     with writer_blocked(store) as release:
         clearing = asyncio.create_task(store.clear("a"))
-        await wait_until(lambda: store.state().pending >= 1)
+        await eventually(lambda: store.state().pending >= 1)
         writing = asyncio.create_task(store.set("a:2", blob("after"), 600))
-        await wait_until(lambda: store.state().pending >= 2)
+        await eventually(lambda: store.state().pending >= 2)
         reading = asyncio.create_task(store.mget(["a:1", "a:2"]))
         release()
         assert await clearing == 2

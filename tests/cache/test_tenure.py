@@ -24,7 +24,8 @@ from services.cache.stats import CacheStats
 from services.cache.store import CacheStore
 from services.cache.ttl_policy import TtlPolicy
 from services.cache.writes import Put
-from tests.cache.harness import FakeClock, blob, read, sqlite_url, wait_until, writer_blocked
+from tests.cache.harness import FakeClock, blob, read, sqlite_url, writer_blocked
+from tests.support.polling import eventually
 
 
 class HandedOwnership:
@@ -126,7 +127,7 @@ async def test_an_acquired_prefix_is_loaded_whole_so_misses_need_no_read(
     for i in range(20):
         another_owner_writes(tmp_path, f"news:{i}", i)
     ownership.give("news", 1)
-    await wait_until(lambda: "news" in store.state().whole_prefixes)
+    await eventually(lambda: "news" in store.state().whole_prefixes)
     assert [key for key in (f"news:{i}" for i in range(20)) if store.remembered(key) is None] == []
     ownership.take_back("news")
     assert "news" not in store.state().whole_prefixes and store.remembered("news:0") is None
@@ -140,7 +141,7 @@ async def test_a_commit_of_a_tenure_that_ended_is_not_remembered(
     await store.set("stock:k", blob("first"), 600)
     with writer_blocked(store) as release:
         late = asyncio.ensure_future(store.set("stock:k", blob("late"), 600))
-        await wait_until(lambda: store.state().pending == 1)
+        await eventually(lambda: store.state().pending == 1)
         # Holding the gate keeps the new tenure's reload waiting behind us.
         async with store.hold("stock"):
             # The lease moves (and comes back) while the write waits for its commit.
@@ -150,7 +151,7 @@ async def test_a_commit_of_a_tenure_that_ended_is_not_remembered(
             await late  # no fence in this test (token None): it commits
             assert store.remembered("stock:k") is None  # epoch 1's write is not epoch 2's memory
     # The new tenure's reload reads it back from the database.
-    await wait_until(lambda: "stock" in store.state().whole_prefixes)
+    await eventually(lambda: "stock" in store.state().whole_prefixes)
     entry = store.remembered("stock:k")
     assert entry is not None and entry.blob == blob("late")
 

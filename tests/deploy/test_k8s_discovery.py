@@ -18,7 +18,7 @@ from tests.deploy.netpol import Peer, Target, ingress_allowed
 from tests.deploy.prometheusrule import PROMETHEUS_RULE, RULES, render
 
 COMPONENTS = ("cache", "market-data", "sector", "gateway")
-# Who may call whose gRPC port (ARCHITECTURE.md section 2 and the issue).
+# Who may call whose gRPC port (docs/architecture.md, section 1, and the issue).
 CALLERS = {
     "cache": {"market-data", "sector", "gateway", "cache"},
     "market-data": {"sector", "gateway"},

@@ -19,7 +19,8 @@ import pytest
 
 from tests.deploy.dashboard import executable, load, queries
 from tests.deploy.metric_names import declared_name, referenced_metrics
-from tests.deploy.prometheus_server import PrometheusApi, local_config, running_prometheus, wait_for
+from tests.deploy.prometheus_server import PrometheusApi, local_config, running_prometheus
+from tests.support.polling import eventually_blocking
 from tests.support.processes import ServiceProcess, running, running_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -124,11 +125,11 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         }
         config = local_config(targets)
         api = stack.enter_context(running_prometheus(config, workdir / "prometheus"))
-        wait_for(lambda: _all_up(api), 30, "every target up")
+        eventually_blocking(lambda: _all_up(api), 30, "every target up")
         # Two rounds, the second after Prometheus has seen the first: rate()
         # needs an increase between two scrapes of a series.
         _traffic(gateway.http_url)
-        wait_for(lambda: _has_prefixes(api), 30, "the traffic's prefixes to be scraped")
+        eventually_blocking(lambda: _has_prefixes(api), 30, "the traffic's prefixes to be scraped")
         _traffic(gateway.http_url)
         yield Observed(
             gateway.http_url,
@@ -149,7 +150,7 @@ def _has_prefixes(api: PrometheusApi) -> bool:
 
 
 def test_every_target_is_scraped(observed: Observed) -> None:
-    health = wait_for(lambda: _all_up(observed.prometheus), 30, "every target up")
+    health = eventually_blocking(lambda: _all_up(observed.prometheus), 30, "every target up")
     assert set(health) == {"cache", "market-data", "sector", "gateway"}
 
 
@@ -174,7 +175,7 @@ def test_promql_hit_ratio_agrees_with_the_cache_metrics_api(observed: Observed) 
         scraped = _counts(api).get("")
         return reported if scraped == (hits, misses) and hits + misses > 0 else None
 
-    reported = wait_for(settled, 30, "Prometheus to scrape the final cache counters")
+    reported = eventually_blocking(settled, 30, "Prometheus to scrape the final cache counters")
     ratio = api.scalar("sum(cache_hits_total) / (sum(cache_hits_total) + sum(cache_misses_total))")
     assert ratio == pytest.approx(float(reported["hitRate"]), abs=1e-3)
     # Per prefix too, for the prefixes the traffic used.
@@ -204,7 +205,7 @@ def test_the_committed_rules_load_and_record(observed: Observed) -> None:
         ratios = {s["metric"]["prefix"]: float(s["value"][1]) for s in samples}
         return ratios if {p for p, *_ in TRAFFIC} <= set(ratios) else None
 
-    ratios = wait_for(recorded, 30, "the per-prefix hit ratio to be recorded")
+    ratios = eventually_blocking(recorded, 30, "the per-prefix hit ratio to be recorded")
     for prefix, _, hits, misses in TRAFFIC:
         # rate() extrapolates hits and misses alike (same scrapes), so the
         # recorded ratio is the traffic's.

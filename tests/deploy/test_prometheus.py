@@ -16,7 +16,7 @@ from tests.deploy.manifests import DEPLOY, REPO
 PROMETHEUS = DEPLOY / "prometheus"
 RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 RUNBOOK = REPO / "docs" / "runbook.md"
-# The local run scrapes each process on its default port (ARCHITECTURE.md section 2).
+# The local run scrapes each process on its default port (docs/architecture.md, section 1).
 LOCAL_TARGETS = {
     "cache": ["127.0.0.1:9101"],
     "market-data": ["127.0.0.1:9102"],

@@ -17,7 +17,7 @@ from tests.market_data.conftest import (
     fmp_env,
     running_market,
 )
-from tests.market_data.polling import eventually
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 
 QUOTES = "fmp.stable.quote"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.common.channel_pool import ChannelPool
 from services.common.json_value import from_value, to_value
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, start_service, wait_ready
 
 # Short leases keep the takeover tests quick; the protocol scales with the lease.
@@ -119,7 +119,7 @@ class Cluster:
                     return False
             return True
 
-        await poll(agreed, within, f"members {sorted(expected)} never agreed")
+        await eventually(agreed, within, f"members {sorted(expected)} never agreed")
 
     async def settled_owner(
         self, prefix: str, nodes: Iterable[str], within: float = 30.0
@@ -138,24 +138,8 @@ class Cluster:
             found[:] = [views[0]]
             return True
 
-        await poll(agreed, within, f"no agreed owner of {prefix!r}")
+        await eventually(agreed, within, f"no agreed owner of {prefix!r}")
         return found[0]
-
-
-async def poll(
-    condition: Callable[[], object], within: float, message: str, every: float = 0.05
-) -> None:
-    """Await `condition()` (sync or async) until truthy; AssertionError after `within` s."""
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} (within {within}s)")
-        await asyncio.sleep(every)
 
 
 async def put(stub: cache_pb2_grpc.CacheServiceAsyncStub, key: str, value: object) -> None:

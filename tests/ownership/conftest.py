@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry
 from services.cache.ownership.membership import preferred
 from services.cache.server import CacheServer
 from tests.cache.harness import cache_env, make_server
-from tests.ownership.cluster import Cluster, poll
+from tests.ownership.cluster import Cluster
+from tests.support.polling import eventually
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -73,7 +74,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
                 {m.node_id for m in s.ownership.members() if m.alive} == set(NODES) for s in servers
             )
 
-        await poll(both_see_both, 20, "the two nodes never saw each other")
+        await eventually(both_see_both, 20, "the two nodes never saw each other")
         yield Pair(servers[0], servers[1], registries)
     finally:
         for server in servers:

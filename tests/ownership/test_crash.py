@@ -14,7 +14,8 @@ import pytest
 from marketcache.v1 import cache_pb2
 from services.cache.ownership.membership import preferred
 from services.common.json_value import from_value, to_value
-from tests.ownership.cluster import LEASE_SECONDS, Cluster, poll, put
+from tests.ownership.cluster import LEASE_SECONDS, Cluster, put
+from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.slow]
 
@@ -77,7 +78,7 @@ async def test_kill_9_of_an_owner_under_writes_loses_nothing_acknowledged(
             asyncio.create_task(_write(cluster, w, ("node-1", "node-2")[w.index % 2], stop))
             for w in writers
         ]
-        await poll(lambda: sum(w.acked for w in writers) >= 300, 60, "writes never got going")
+        await eventually(lambda: sum(w.acked for w in writers) >= 300, 60, "writes never got going")
         cluster.nodes[VICTIM].kill9()
         killed_at = time.monotonic()
         survivors = ["node-1", "node-2"]
@@ -86,13 +87,13 @@ async def test_kill_9_of_an_owner_under_writes_loses_nothing_acknowledged(
             owner = await cluster.owner("node-1", PREFIX)
             return owner.node_id in survivors and owner.epoch > before.epoch
 
-        await poll(moved, LEASE_SECONDS + 2.0, f"{PREFIX} not taken over after kill -9")
+        await eventually(moved, LEASE_SECONDS + 2.0, f"{PREFIX} not taken over after kill -9")
         takeover = time.monotonic() - killed_at
         record_property("takeover_seconds", round(takeover, 3))  # type: ignore[operator]
         print(f"takeover after kill -9: {takeover:.3f}s (lease {LEASE_SECONDS}s)")
 
         acked_at_takeover = sum(w.acked for w in writers)
-        await poll(
+        await eventually(
             lambda: sum(w.acked for w in writers) >= acked_at_takeover + 300,
             60,
             "writes did not resume after the takeover",

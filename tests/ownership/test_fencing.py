@@ -17,7 +17,8 @@ import pytest
 from marketcache.v1 import cache_pb2
 from services.cache.ownership.membership import preferred
 from services.common.json_value import to_value
-from tests.ownership.cluster import LEASE_SECONDS, Cluster, get, poll, put
+from tests.ownership.cluster import LEASE_SECONDS, Cluster, get, put
+from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.slow]
 
@@ -76,7 +77,7 @@ async def test_a_paused_owner_can_neither_write_nor_serve_after_a_takeover(
             )
             for i in range(IN_FLIGHT)
         ]
-        await poll(
+        await eventually(
             lambda: (
                 cluster.metric(OLD_OWNER, "grpc_server_started_total", grpc_method="Set")
                 >= started + IN_FLIGHT
@@ -94,7 +95,9 @@ async def test_a_paused_owner_can_neither_write_nor_serve_after_a_takeover(
             owner = await cluster.owner(NEW_OWNER, PREFIX)
             return owner.node_id == NEW_OWNER and owner.epoch > before.epoch
 
-        await poll(taken_over, 10 * LEASE_SECONDS, "the paused owner's prefix was not taken over")
+        await eventually(
+            taken_over, 10 * LEASE_SECONDS, "the paused owner's prefix was not taken over"
+        )
         await put(new, KEY, "new")
     finally:
         paused.send_signal(signal.SIGCONT)
@@ -129,19 +132,21 @@ async def test_a_paused_owner_can_neither_write_nor_serve_after_a_takeover(
 
     # The old owner, awake, forwards the prefix's reads to the new one. (A lease later,
     # being the prefix's rendezvous owner, it may take it back, at a new epoch.)
-    await poll(
+    await eventually(
         lambda: (
             cluster.metric(OLD_OWNER, "cache_forwarded_requests_total", method="Get") > forwarded
         ),
         10 * LEASE_SECONDS,
         "the old owner never forwarded a read",
     )
-    await poll(lambda: seen.count("new") >= 50, 30, "reads stalled")
+    await eventually(lambda: seen.count("new") >= 50, 30, "reads stalled")
 
     # A later write through the old owner lands, wherever the prefix is by then.
     await put(old, KEY, "later")
     acknowledged = time.monotonic()
-    await poll(lambda: seen and seen[-1] == "later", 30, "the later write never became visible")
+    await eventually(
+        lambda: seen and seen[-1] == "later", 30, "the later write never became visible"
+    )
     stop.set()
     await asyncio.gather(*readers)
 

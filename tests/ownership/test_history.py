@@ -16,8 +16,9 @@ import pytest
 
 from services.cache.ownership.membership import preferred
 from services.common.cache_client import CacheClient, CacheError
-from tests.ownership.cluster import LEASE_SECONDS, Cluster, poll
+from tests.ownership.cluster import LEASE_SECONDS, Cluster
 from tests.ownership.linearizability import READ, WRITE, Op, check_register
+from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.slow]
 
@@ -80,7 +81,7 @@ class History:
     async def more(self, count: int, within: float = 60.0) -> None:
         """Until `count` more operations completed."""
         target = self.completed + count
-        await poll(lambda: self.completed >= target, within, f"fewer than {count} more ops")
+        await eventually(lambda: self.completed >= target, within, f"fewer than {count} more ops")
 
 
 async def _pause(stop: asyncio.Event) -> None:
@@ -122,7 +123,7 @@ async def test_reads_and_writes_stay_linearizable_through_crashes_and_pauses(
         # kill -9 the owner of KEYS[2]; its prefix moves once the lease expires.
         crashed_prefix = KEYS[2].partition(":")[0]
         cluster.nodes["node-3"].kill9()
-        await poll(
+        await eventually(
             lambda: _moved(cluster, "node-1", crashed_prefix, "node-3"),
             LEASE_SECONDS + 5,
             "the crashed node's prefix was not taken over",
@@ -145,7 +146,7 @@ async def test_reads_and_writes_stay_linearizable_through_crashes_and_pauses(
         else:
             pytest.fail("node-1 was always paused holding the write lock")
         try:
-            await poll(
+            await eventually(
                 lambda: _moved(cluster, "node-2", paused_prefix, "node-1"),
                 LEASE_SECONDS + 5,
                 "the paused node's prefix was not taken over",

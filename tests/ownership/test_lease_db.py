@@ -11,7 +11,7 @@ import pytest
 from services.cache.db import CacheDb
 from services.cache.ownership.lease_db import Incarnation, LeaseDb
 from services.cache.writes import STORED, Put
-from tests.ownership.cluster import poll
+from tests.support.polling import eventually
 
 LEASE = 0.3
 
@@ -55,14 +55,14 @@ async def test_a_free_prefix_is_acquired_at_epoch_1_and_held_against_others(db: 
 async def test_an_expired_lease_is_taken_over_with_the_next_epoch(db: CacheDb) -> None:
     a, b = node(db, "a"), node(db, "b")
     assert a.acquire("stock").acquired
-    await poll(lambda: b.acquire("stock").acquired, 10, "never taken over after expiry")
+    await eventually(lambda: b.acquire("stock").acquired, 10, "never taken over after expiry")
     beat = a.heartbeat()
     assert "stock" not in beat.renewed  # the old owner's renewal finds it gone
     lease = {row.prefix: row for row in beat.leases}["stock"]
     assert (lease.owner_id, lease.epoch) == ("b", 2)
     # Its own lease lapsed but not taken: re-acquiring starts a new tenure (epoch + 1).
     b_later = node(db, "b")
-    await poll(lambda: time.time() > lease.expires_at, 10, "lease never expired")
+    await eventually(lambda: time.time() > lease.expires_at, 10, "lease never expired")
     assert b_later.acquire("stock").lease.epoch == 3
 
 
@@ -109,7 +109,7 @@ async def test_a_commit_is_fenced_per_submission_by_its_epoch(db: CacheDb) -> No
     assert a.acquire("lost").acquired
     assert a.acquire("kept").lease.epoch == 1
     a.heartbeat()
-    await poll(lambda: b.acquire("lost").acquired, 10, "never taken over")
+    await eventually(lambda: b.acquire("lost").acquired, 10, "never taken over")
     kept = a.acquire("kept").lease.epoch  # ours again (a new tenure if it had lapsed)
     now = time.time()
     outcomes = db.apply(

@@ -15,8 +15,8 @@ from services.common.errors import status_details
 from services.common.json_value import from_value, to_value
 from services.common.wire import FORWARDED_BY, OWNER_HEADER
 from tests.cache.harness import ADMIN_TOKEN, cache_stub
-from tests.ownership.cluster import poll
 from tests.ownership.conftest import PA, PB, Pair
+from tests.support.polling import eventually
 
 ADMIN = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 
@@ -116,7 +116,7 @@ async def test_health_is_degraded_while_the_heartbeat_cannot_commit(
                 reply = await a.Health(cache_pb2.HealthRequest())
                 return reply.status == "degraded" and "no valid membership" in reply.reason
 
-            await poll(degraded, 10, "Health never said degraded")
+            await eventually(degraded, 10, "Health never said degraded")
         finally:
             lock.execute("ROLLBACK")
             lock.close()
@@ -124,4 +124,4 @@ async def test_health_is_degraded_while_the_heartbeat_cannot_commit(
         async def healthy() -> bool:
             return (await a.Health(cache_pb2.HealthRequest())).status == "healthy"
 
-        await poll(healthy, 10, "Health never recovered")
+        await eventually(healthy, 10, "Health never recovered")

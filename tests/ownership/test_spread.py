@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from tests.ownership.cluster import Cluster, get, poll, put
+from tests.ownership.cluster import Cluster, get, put
+from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -68,7 +69,7 @@ async def test_a_member_joining_takes_over_its_prefixes_and_one_leaving_hands_th
                 return False
         return True
 
-    await poll(rebalanced, 30, "node-3 never took over its prefixes")
+    await eventually(rebalanced, 30, "node-3 never took over its prefixes")
     after = {p: await cluster.settled_owner(p, NODES) for p in PREFIXES}
     moved = {p for p in PREFIXES if after[p].node_id != before[p].node_id}
     # Rendezvous hashing: only prefixes moving to the new member change hands.

@@ -142,16 +142,16 @@ def postgres_integrity(url: str) -> Callable[[], str]:
     return check
 
 
-def _report(name: str, database: str, s: Summary) -> None:
-    bad_integrity = [result for result in s.integrity if result != "ok"]
+def record_summary(name: str, database: Database, s: Summary, bad_integrity: list[str]) -> None:
+    """Write the RELIABILITY.md record of one crash loop (the test itself judges it)."""
     lost = len(s.violations) + len(bad_integrity)
     record(
         name,
         tried=(
-            f"SIGKILL of the cache ({database}) at a random moment of 64-way concurrent "
+            f"SIGKILL of the cache ({database.name}) at a random moment of 64-way concurrent "
             "Set/MSet/Delete, then restart; every key checked against its history (latest "
             "acknowledged write or a later unacknowledged one), MSet batches all-or-nothing, "
-            + ("PRAGMA integrity_check" if database == "SQLite" else "amcheck on every index")
+            + database.integrity_check
         ),
         cases=(
             f"{s.rounds} rounds; {s.acked_ops} acknowledged and {s.unacked_ops} unacknowledged "
@@ -173,24 +173,52 @@ def _report(name: str, database: str, s: Summary) -> None:
         },
         passed=lost == 0,
     )
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database the crash loop runs on, and how its own integrity is checked."""
+
+    name: str
+    seed: str
+    url: str
+    rounds: int
+    integrity: Callable[[], str]
+    integrity_check: str
+
+
+@pytest.fixture(
+    params=["SQLite", pytest.param("PostgreSQL", marks=pytest.mark.postgres)],
+)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    if request.param == "SQLite":
+        path = tmp_path / "cache.db"
+        return Database(
+            "SQLite",
+            "crash-sqlite",
+            f"sqlite:///{path}",
+            SQLITE_ROUNDS,
+            sqlite_integrity(path),
+            "PRAGMA integrity_check",
+        )
+    url = str(request.getfixturevalue("pg_url"))
+    return Database(
+        "PostgreSQL",
+        "crash-postgres",
+        url,
+        POSTGRES_ROUNDS,
+        postgres_integrity(url),
+        "amcheck on every index",
+    )
+
+
+async def test_crash_loop(database: Database, tmp_path: Path) -> None:
+    s = await crash_loop(database.seed, database.url, tmp_path, database.rounds, database.integrity)
+    bad_integrity = [result for result in s.integrity if result != "ok"]
+    record_summary(f"crash loop ({database.name})", database, s, bad_integrity)
+
+    assert s.rounds == database.rounds and s.acked_ops > 0
     assert not s.violations, "\n".join(s.violations[:50])
     assert not bad_integrity, bad_integrity
-    assert s.rounds >= 1 and s.acked_ops > 0
-
-
-async def test_crash_loop_on_sqlite(tmp_path: Path) -> None:
-    db = tmp_path / "cache.db"
-    summary = await crash_loop(
-        "crash-sqlite", f"sqlite:///{db}", tmp_path, SQLITE_ROUNDS, sqlite_integrity(db)
-    )
-    _report("crash loop (SQLite)", "SQLite", summary)
     # Unacknowledged writes existed, so the kills really landed mid-load.
-    assert summary.unacked_ops + summary.batches_skipped > 0
-
-
-@pytest.mark.postgres
-async def test_crash_loop_on_postgresql(tmp_path: Path, pg_url: str) -> None:
-    summary = await crash_loop(
-        "crash-postgres", pg_url, tmp_path, POSTGRES_ROUNDS, postgres_integrity(pg_url)
-    )
-    _report("crash loop (PostgreSQL)", "PostgreSQL", summary)
+    assert s.unacked_ops + s.batches_skipped > 0, f"no write in flight at {s.rounds} kills"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import sqlite3
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from services.common.json_value import to_value
 from tests.gateway.stack import request
 from tests.reliability.raw_http import build, chunked, send
 from tests.reliability.records import record
+from tests.support.polling import eventually_blocking
 from tests.support.processes import ServiceProcess, running, running_http
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.e2e]
@@ -66,11 +66,9 @@ def _started(proc: ServiceProcess, method: str) -> float:
 
 
 def _wait_started(proc: ServiceProcess, method: str, count: float, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while _started(proc, method) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{count} {method} calls not started within {within}s")
-        time.sleep(0.02)
+    eventually_blocking(
+        lambda: _started(proc, method) >= count, within, f"{count} {method} calls started"
+    )
 
 
 def test_messages_above_grpc_max_message_bytes_are_refused(tmp_path: Path) -> None:
