@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.launched import Launched, launcher_running
-from tests.gateway.browser import chromium, watched_page
+from tests.gateway.browser import WAIT_MS, chromium, sector_tiles, watched_page
 from tests.gateway.stack import request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -36,9 +36,8 @@ def test_dashboard_in_a_browser_against_the_launched_system(
         watched = watched_page(browser)
         page = watched.page
         page.goto(f"{system.url}/dashboard")
-        page.locator("#heatmap li.tile").nth(10).wait_for(state="visible", timeout=60_000)
-        page.locator("#prefixes tbody tr[data-prefix]").first.wait_for(timeout=60_000)
-        assert page.locator("#heatmap li.tile").count() == 11
+        assert sector_tiles(page).count() == 11
+        page.locator("#prefixes tbody tr[data-prefix]").first.wait_for(timeout=WAIT_MS)
         page.screenshot(path=str(tmp_path / "dashboard.png"))
         assert watched.outside(system.url) == [], watched.requests
         assert watched.errors == []

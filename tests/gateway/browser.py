@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Locator, Page
 
+# Generous: the machine is shared, and the first snapshot warms the caches.
+WAIT_MS = 60_000
 # Debian's `chromium` package (installed by `make deps`); override for another build.
 CHROMIUM = os.environ.get("MARKETCACHE_CHROMIUM", "/usr/bin/chromium")
 
@@ -82,3 +84,10 @@ def watched_page(browser: Browser, width: int = 1280, height: int = 800) -> Watc
     page.on("pageerror", lambda error: watched.errors.append(str(error)))
     page.on("requestfailed", lambda request: watched.errors.append(f"failed: {request.url}"))
     return watched
+
+
+def sector_tiles(page: Page) -> Locator:
+    """The dashboard's heat map tiles, once all eleven sectors are drawn."""
+    tiles = page.locator("#heatmap li.tile")
+    tiles.nth(10).wait_for(state="visible", timeout=WAIT_MS)
+    return tiles

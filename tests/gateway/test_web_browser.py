@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.gateway.browser import Watched, chromium, watched_page
+from tests.gateway.browser import WAIT_MS, Watched, chromium, sector_tiles, watched_page
 from tests.gateway.stack import TOKEN, Stack, gateway_stack, request
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SECTORS = {"XLB", "XLC", "XLE", "XLF", "XLI", "XLK", "XLP", "XLRE", "XLU", "XLV", "XLY"}
-WAIT_MS = 60_000  # generous: the machine is shared and the first snapshot warms the caches
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +69,7 @@ def test_dashboard_shows_the_eleven_sectors_ranked_by_the_day(
     watched = watched_page(browser)
     page = watched.page
     page.goto(f"{stack.url}/dashboard?every=1")
-    tiles = page.locator("#heatmap li.tile")
-    tiles.nth(10).wait_for(state="visible", timeout=WAIT_MS)
+    tiles = sector_tiles(page)
     page.locator("#backends li").nth(2).wait_for(timeout=WAIT_MS)
     assert tiles.count() == 11
     symbols = [tiles.nth(i).get_attribute("data-symbol") for i in range(11)]
@@ -125,8 +123,7 @@ def test_dashboard_is_readable_at_1280x800_and_on_a_phone(
         watched = watched_page(browser, width, height)
         page = watched.page
         page.goto(f"{stack.url}/dashboard")
-        tiles = page.locator("#heatmap li.tile")
-        tiles.nth(10).wait_for(state="visible", timeout=WAIT_MS)
+        tiles = sector_tiles(page)
         page.locator("#prefixes tbody tr").first.wait_for(timeout=WAIT_MS)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{width}px: the page scrolls sideways by {overflow}px"
@@ -147,8 +144,7 @@ def test_dashboard_is_readable_at_1280x800_and_on_a_phone(
 def test_landing_page_leads_to_the_dashboard(
     stack: Stack, browser: Browser, tmp_path: Path
 ) -> None:
-    watched = watched_page(browser)
-    page = watched.page
+    page = (watched := watched_page(browser)).page
     page.goto(f"{stack.url}/")
     rows = page.locator("#backends tbody tr")
     assert rows.count() == 3
@@ -158,5 +154,5 @@ def test_landing_page_leads_to_the_dashboard(
     page.screenshot(path=str(tmp_path / "landing.png"), full_page=True)
     page.get_by_role("link", name="Dashboard").click()
     page.wait_for_url(f"{stack.url}/dashboard", timeout=WAIT_MS)
-    page.locator("#heatmap li.tile").nth(10).wait_for(state="visible", timeout=WAIT_MS)
+    sector_tiles(page)
     _only_the_gateway(watched, stack)
