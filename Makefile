@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create .venv and install the project with its dev dependencies
 
-deps: ## Install the Debian packages the tests use (prometheus/promtool, redis-server)
-	@if ! command -v promtool >/dev/null || ! command -v redis-server >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus redis-server >/dev/null; \
+deps: ## Install the Debian packages the tests use (prometheus/promtool, redis-server, chromium)
+	@if ! command -v promtool >/dev/null || ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus redis-server chromium >/dev/null; \
 	fi
 
 run: $(STAMP) ## Start the whole system on embedded defaults (SQLite, synthetic data)

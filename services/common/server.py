@@ -16,12 +16,12 @@ from aiohttp import web
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.common.config import Env, parse_address
 from services.common.grpc_metrics import MetricsInterceptor, ServerMetrics
+from services.common.reflection import enable_reflection
 from services.common.request_decoding import DecodeGuard
 from services.common.tls import TlsConfig
 
@@ -74,7 +74,7 @@ class ServerOptions:
 
 
 class GrpcProcess:
-    """A gRPC server with health, reflection and a metrics endpoint, stopped gracefully.
+    """A gRPC server with health, reflection (v1, v1alpha), a metrics endpoint; stops gracefully.
 
     Health stays NOT_SERVING until `set_serving(True)`, and goes back to
     NOT_SERVING as soon as a stop begins, so load balancers drain us first.
@@ -107,13 +107,8 @@ class GrpcProcess:
         register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [s.full_name for s in self._services]
-        reflection.enable_server_reflection(
-            [
-                *names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            self.server,
+        enable_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], self.server
         )
         self._stop_hooks: list[StopHook] = []
         self._metrics_runner: web.AppRunner | None = None

@@ -25,6 +25,7 @@ from services.gateway.errors import HttpError, rpc_error_body, service_error_bod
 from services.gateway.headers import forwarded_metadata, parse_timeout
 from services.gateway.metrics import UNMATCHED, HttpMetrics
 from services.gateway.openapi import build_openapi
+from services.gateway.pages import WebFace
 from services.gateway.pattern import PathError
 from services.gateway.routes import (
     Match,
@@ -45,6 +46,10 @@ UnaryCall = grpc.aio.UnaryUnaryMultiCallable[message.Message, message.Message]
 GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
 # The route template a request matched, for the metrics label.
 _ROUTE_LABEL: web.RequestKey[str] = web.RequestKey("route", str)
+# Route label of CORS preflights, answered before any routing.
+PREFLIGHT = "(preflight)"
+# The methods a GET-only path of the gateway's own answers.
+READ_METHODS = ("GET", "HEAD")
 
 
 class Gateway:
@@ -73,6 +78,11 @@ class Gateway:
             "/metrics": self._metrics,
             "/openapi.json": self._openapi,
         }
+        self.web = WebFace(
+            self.backend_states,
+            len(self.routes),
+            settings.backends.get("marketcache.v1.CacheService", "127.0.0.1:50051"),
+        )
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._calls: dict[str, UnaryCall] = {}
 
@@ -103,19 +113,22 @@ class Gateway:
             await channel.close(None)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        """Answer any request: own endpoints first, then the route table."""
+        """Answer any request: CORS preflights, own endpoints and pages, then the route table."""
         path = request.rel_url.path
-        own = self._own.get(path)
+        if _is_preflight(request) and self.settings.cors.enabled:
+            request[_ROUTE_LABEL] = PREFLIGHT
+            return self._preflight(request)
+        own = self._own_handler(path)
         if own is not None:
-            request[_ROUTE_LABEL] = path
-            if request.method != "GET":
+            request[_ROUTE_LABEL], handler = own
+            if request.method not in READ_METHODS:
                 raise HttpError(
                     405,
                     grpc.StatusCode.UNIMPLEMENTED,
-                    f"{path} answers GET only, not {request.method}",
-                    {"Allow": "GET"},
+                    f"{path} answers GET and HEAD only, not {request.method}",
+                    {"Allow": ", ".join(READ_METHODS)},
                 )
-            return await own(request)
+            return await handler(request)
         raw_path = _raw_path(request)
         try:
             found = self.router.resolve(request.method, raw_path)
@@ -136,6 +149,26 @@ class Gateway:
             raise HttpError(400, grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         request[_ROUTE_LABEL] = found.route.template.template
         return await self._call(request, found)
+
+    def _own_handler(self, path: str) -> tuple[str, Handler] | None:
+        own = self._own.get(path)
+        return (path, own) if own is not None else self.web.handler(path)
+
+    def _preflight(self, request: web.Request) -> web.Response:
+        origin = request.headers["Origin"]
+        cors = self.settings.cors
+        if not cors.allows(origin):
+            # No CORS headers: the browser then refuses the actual request itself.
+            raise HttpError(
+                403,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"origin {origin!r} is not allowed; the gateway allows the origins in "
+                "GATEWAY_CORS_ORIGINS",
+            )
+        headers = cors.preflight_headers(
+            origin, request.headers.get("Access-Control-Request-Headers")
+        )
+        return web.Response(status=204, headers=headers)
 
     async def _call(self, request: web.Request, found: Match) -> web.Response:
         route = found.route
@@ -178,13 +211,17 @@ class Gateway:
     async def _openapi(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.openapi_body, content_type="application/json")
 
-    async def _readyz(self, _request: web.Request) -> web.Response:
+    async def backend_states(self) -> dict[str, dict[str, str]]:
+        """Each backend's address and grpc.health.v1 status (`SERVING`, or why not)."""
         services = sorted(self.settings.backends)
         answers = await asyncio.gather(*(self._backend_health(s) for s in services))
-        backends = {
+        return {
             service: {"address": self.settings.backends[service], "status": answer}
             for service, answer in zip(services, answers, strict=True)
         }
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        backends = await self.backend_states()
         down = [
             f"{service} at {info['address']} is {info['status']}"
             for service, info in backends.items()
@@ -211,6 +248,14 @@ class Gateway:
         except grpc.aio.AioRpcError as err:
             return f"{err.code().name} ({err.details()})"
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def _is_preflight(request: web.Request) -> bool:
+    return (
+        request.method == "OPTIONS"
+        and "Origin" in request.headers
+        and "Access-Control-Request-Method" in request.headers
+    )
 
 
 def _raw_path(request: web.Request) -> str:
@@ -274,6 +319,7 @@ async def _errors_and_metrics(request: web.Request, handler: Handler) -> web.Str
         response = _json(
             status_body(grpc.StatusCode.INTERNAL, "internal error in the gateway"), 500
         )
+    gateway.settings.cors.decorate(request.headers.get("Origin"), response.headers)
     route = request.get(_ROUTE_LABEL, UNMATCHED)
     gateway.metrics.observe(route, request.method, response.status, time.perf_counter() - started)
     return response

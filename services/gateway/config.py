@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from services.common.config import Env
 from services.common.tls import TlsConfig
+from services.gateway.cors import CorsPolicy
 
 # Which environment variable holds the address of each backend service.
 BACKEND_VARS: dict[str, tuple[str, str]] = {
@@ -37,10 +38,12 @@ class GatewaySettings:
     ready_timeout: float = 2.0
     admin_token: str | None = None
     tls: TlsConfig = field(default_factory=lambda: TlsConfig(None, None, None, False))
+    # Origins allowed to call from a browser; empty (CORS off) by default.
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
-        """Read GATEWAY_*, *_ADDR, ADMIN_TOKEN and TLS_* (client side)."""
+        """Read GATEWAY_* (CORS too), *_ADDR, ADMIN_TOKEN and TLS_* (client side)."""
         env = env or Env()
         return cls(
             listen=env.address("GATEWAY_LISTEN", "127.0.0.1:8080"),
@@ -60,4 +63,5 @@ class GatewaySettings:
             ready_timeout=env.number("GATEWAY_READY_TIMEOUT", 2.0, minimum=0.01, maximum=60.0),
             admin_token=env.optional("ADMIN_TOKEN"),
             tls=TlsConfig.from_env(env),
+            cors=CorsPolicy.parse(env.optional("GATEWAY_CORS_ORIGINS")),
         )

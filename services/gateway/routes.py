@@ -28,6 +28,11 @@ def is_admin(http_method: str, rpc_full_name: str) -> bool:
     return http_method != "GET" and rpc_full_name not in READS_OVER_POST
 
 
+# HEAD is answered by the GET route of the same path (RFC 9110: same status and
+# headers, no body); the RPC runs, since a GET route is a read.
+HEAD_GET = ("HEAD", "GET")
+
+
 class RouteTableError(ValueError):
     """An annotation cannot be served (bad template, unknown field)."""
 
@@ -122,11 +127,13 @@ class Router:
             params = route.template.match(raw_path)
             if params is None:
                 continue
-            if route.http_method == http_method:
+            if route.http_method == http_method or (http_method, route.http_method) == HEAD_GET:
                 return Match(route, params)
             if route.http_method not in allowed:
                 allowed.append(route.http_method)
         if allowed:
+            if "GET" in allowed:
+                allowed.append("HEAD")
             raise MethodNotAllowedError(sorted(allowed))
         raise NoRouteError(raw_path)
 

@@ -194,7 +194,7 @@ async def test_default_timeout_applies_without_the_header(
 async def test_unknown_path_is_404_json(
     gateway: GatewayServer, http: aiohttp.ClientSession
 ) -> None:
-    for path in ("/api/v1/nope", "/api/v1/cache/keys/", "/"):
+    for path in ("/api/v1/nope", "/api/v1/cache/keys/", "/nope", "/static/nope.js"):
         status, body, _ = await _call(http, "GET", f"{gateway.url}{path}")
         assert status == 404, path
         assert body["code"] == 5 and "openapi.json" in body["message"]
@@ -205,10 +205,10 @@ async def test_wrong_method_is_405_with_allow(
 ) -> None:
     status, body, response = await _call(http, "POST", f"{gateway.url}/api/v1/cache/keys/a:b")
     assert status == 405
-    assert response.headers["Allow"] == "DELETE, GET, PUT"
+    assert response.headers["Allow"] == "DELETE, GET, HEAD, PUT"
     assert body["code"] == 12
     status, _, response = await _call(http, "POST", f"{gateway.url}/healthz")
-    assert (status, response.headers["Allow"]) == (405, "GET")
+    assert (status, response.headers["Allow"]) == (405, "GET, HEAD")
 
 
 async def test_body_too_large_is_413(

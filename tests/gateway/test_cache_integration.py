@@ -136,7 +136,7 @@ def test_bad_key_carries_the_field_violation(stack: Stack) -> None:
 
 def test_405_lists_allowed_methods(stack: Stack) -> None:
     reply = call(stack, "POST", "/api/v1/cache/keys/k:1")
-    assert (reply.status, reply.headers["Allow"]) == (405, "DELETE, GET, PUT")
+    assert (reply.status, reply.headers["Allow"]) == (405, "DELETE, GET, HEAD, PUT")
 
 
 def test_oversized_value_is_429_and_oversized_body_is_413(stack: Stack) -> None:

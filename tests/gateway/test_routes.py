@@ -88,7 +88,7 @@ def test_unknown_path_and_wrong_method(router: Router) -> None:
         router.resolve("GET", "/api/v1/nope")
     with pytest.raises(MethodNotAllowedError) as exc:
         router.resolve("POST", "/api/v1/cache/keys/stock:AAPL")
-    assert exc.value.allowed == ("DELETE", "GET", "PUT")
+    assert exc.value.allowed == ("DELETE", "GET", "HEAD", "PUT")
     with pytest.raises(MethodNotAllowedError) as exc:
         router.resolve("GET", "/api/v1/cache/mset")
     assert exc.value.allowed == ("POST",)
