@@ -23,6 +23,10 @@ from tests.support.processes import ServiceProcess, start_service
 
 # A Wednesday, so "today" is a trading day with a trading day before it.
 TODAY = dt.date(2025, 1, 15)
+# Mid-session that Wednesday: the market clock of every service a test starts,
+# so freshness (60 s quotes during regular hours) does not depend on when the
+# suite runs.
+SESSION_NOW = "2025-01-15T10:30:00-05:00"
 
 
 class FakeClock:
@@ -102,11 +106,12 @@ async def running_market(
     wall_clock: FakeClock | None = None,
 ) -> AsyncIterator[Running]:
     """Build, start and finally stop a MarketDataService on 127.0.0.1:0."""
+    pinned = {} if "MARKET_SYNTHETIC_DATE" in environ else {"MARKET_NOW": SESSION_NOW}
     env = Env(
         {
             "MARKET_DATA_LISTEN": "127.0.0.1:0",
             "MARKET_DATA_METRICS_LISTEN": "127.0.0.1:0",
-            "MARKET_SYNTHETIC_DATE": TODAY.isoformat(),
+            **pinned,
             **environ,
         }
     )
