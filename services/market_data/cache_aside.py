@@ -189,8 +189,9 @@ class CacheAside:
                 started = started and self._in_background(load, envelope, REFRESH_AHEAD)
                 return _marked(envelope.served(now), REFRESH_AHEAD if started else "")
             elif -left < self._refresh_policy.stale_while_revalidate:
-                self._in_background(load, envelope, REFRESH_REVALIDATE)
-                return _marked(envelope.served(now, stale=True), REFRESH_REVALIDATE)
+                started = self._in_background(load, envelope, REFRESH_REVALIDATE)
+                served = envelope.served(now, stale=True)
+                return _marked(served, REFRESH_REVALIDATE if started else "")
         return await self._group(endpoint).do(key, lambda: self._refresh(load, deadline, envelope))
 
     def must_load(self, envelope: Envelope | None) -> bool:

@@ -114,6 +114,24 @@ def test_a_provider_without_its_key_fails_at_start_naming_the_variable(tmp_path:
     ]
 
 
+def test_a_bad_market_now_fails_at_start_naming_the_variable(tmp_path: Path) -> None:
+    env = {
+        "MARKET_DATA_LISTEN": "127.0.0.1:0",
+        "MARKET_DATA_METRICS_LISTEN": "127.0.0.1:0",
+        "MARKET_NOW": "Friday at noon",
+    }
+    proc = start_service("market_data", env, tmp_path, wait=False)
+    try:
+        assert proc.popen.wait(timeout=30) == 2
+    finally:
+        proc.stop()
+    lines = [line for line in proc.log().splitlines() if line.strip()]
+    assert lines == [
+        "configuration error: MARKET_NOW: expected an ISO-8601 time like "
+        "2026-11-27T10:30:00-05:00, got 'Friday at noon'"
+    ]
+
+
 def test_the_fake_upstream_is_controlled_over_http(fake_process: str) -> None:
     quote_url = f"{fake_process}/stable/quote?symbol=SPY&apikey=proc-key"
     assert http_json(quote_url)[0]["symbol"] == "SPY"
