@@ -78,12 +78,16 @@ class FakeUpstream:
         host: str = "127.0.0.1",
         port: int = 0,
         today: dt.date | None = None,
+        extra_symbols: int = 0,
     ) -> None:
         self.api_key = api_key
         self.delay_ms = delay_ms
         self.host = host
         self.port = port
         self.book = MarketBook(today)
+        # Made-up tickers beyond the named ones, for workloads over many symbols.
+        for i in range(extra_symbols):
+            self.book.names[extra_symbol(i)] = f"Synthetic Holdings {i}"
         self.faults: list[Fault] = []
         self._counts: Counter[tuple[str, str]] = Counter()
         self._release = asyncio.Event()
@@ -395,6 +399,11 @@ class FakeUpstream:
         return web.json_response({"total": 0})
 
 
+def extra_symbol(i: int) -> str:
+    """The i-th made-up ticker (`--extra-symbols`)."""
+    return f"ZX{i:03d}"
+
+
 def _kind(fault: Fault | None) -> str:
     return "" if fault is None else fault.kind
 
@@ -406,6 +415,7 @@ async def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         today=dt.date.fromisoformat(args.today) if args.today else None,
+        extra_symbols=args.extra_symbols,
     )
     await fake.start()
     if args.ready_file:
@@ -429,6 +439,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--api-key", default=DEFAULT_KEY)
     parser.add_argument("--today", default="", help="pin the fake's date (YYYY-MM-DD)")
+    parser.add_argument(
+        "--extra-symbols", type=int, default=0, help="also quote this many made-up tickers"
+    )
     asyncio.run(_serve(parser.parse_args(argv)))
 
 
