@@ -17,12 +17,27 @@ import pytest
 from marketcache.v1 import market_data_pb2 as pb
 from services.market_data.refresh_ahead import xfetch_due
 from tests.fakes.upstream import FakeUpstream
-from tests.market_data.conftest import FakeClock, cache_client, fmp_env, running_market
+from tests.market_data.conftest import (
+    FakeClock,
+    Running,
+    cache_client,
+    fmp_env,
+    running_market,
+)
 from tests.market_data.polling import eventually
 from tests.support.processes import ServiceProcess
 
 QUOTES = "fmp.stable.quote"
 BACKGROUND = "market_background_refreshes_total"
+
+
+async def refresh_finished(svc: Running) -> None:
+    """Wait until the second upstream call (the background refresh) has succeeded."""
+    ok = {"provider": "fmp", "endpoint": "quote", "outcome": "ok"}
+    await eventually(
+        lambda: svc.sample("market_upstream_requests_total", **ok) == 2,
+        what="the refresh to finish",
+    )
 
 
 def test_xfetch_recomputes_when_minus_delta_beta_log_rand_reaches_the_time_left() -> None:
@@ -96,15 +111,7 @@ async def test_a_refresh_ahead_runs_once_in_the_background(
         assert sum(1 for r in replies if r.provenance.refresh == "ahead") == 1
         await eventually(lambda: upstream.calls(QUOTES, "MSFT") == 2, what="the refresh call")
         upstream.release()
-        await eventually(
-            lambda: (
-                svc.sample(
-                    "market_upstream_requests_total", provider="fmp", endpoint="quote", outcome="ok"
-                )
-                == 2
-            ),
-            what="the refresh to finish",
-        )
+        await refresh_finished(svc)
         assert upstream.calls(QUOTES, "MSFT") == 2
         assert svc.sample(BACKGROUND, endpoint="quote", kind="ahead") == 1
 
@@ -124,15 +131,7 @@ async def test_stale_while_revalidate_answers_at_once_marked_stale_with_one_refr
         assert all(r.provenance.age_seconds == pytest.approx(75) for r in replies)
         await eventually(lambda: upstream.calls(QUOTES, "SPY") == 2, what="one refresh call")
         upstream.release()
-        await eventually(
-            lambda: (
-                svc.sample(
-                    "market_upstream_requests_total", provider="fmp", endpoint="quote", outcome="ok"
-                )
-                == 2
-            ),
-            what="the refresh to finish",
-        )
+        await refresh_finished(svc)
 
         async def refreshed() -> bool:
             reply = await svc.stub.GetQuote(pb.GetQuoteRequest(symbol="SPY"))
