@@ -71,7 +71,7 @@ def _start(stack: MarketStack, workdir: Path) -> None:
     common = {"ADMIN_TOKEN": stack.token, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text"}
     delay = str(UPSTREAM_DELAY_MS)
     ready = str(workdir / "upstream.ready.json")  # where spawn() expects the label's file
-    argv = ["tests.fakes.upstream", "--port", "0", "--delay-ms", delay, "--api-key", FMP_KEY]
+    argv = ["harness.fakes.upstream", "--port", "0", "--delay-ms", delay, "--api-key", FMP_KEY]
     upstream = spawn([*argv, "--ready-file", ready], {}, workdir, "upstream")
     stack.procs.append(upstream)
     stack.upstream_url = str(read_ready_file(upstream)["url"])

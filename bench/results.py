@@ -99,6 +99,14 @@ STAMPEDE_CALLS = Row(
     "stampede_upstream_calls", "Stampede: upstream calls per stampede", "calls", False
 )
 STAMPEDE_P50 = Row("stampede_p50", "Stampede: request latency p50", "ms", False)
+REFRESH_AHEAD_CALLS = Row(
+    "refresh_ahead_calls", "50 hot quotes, refresh-ahead on: upstream calls", "calls/min", False
+)
+REFRESH_PLAIN_CALLS = Row(
+    "refresh_plain_calls", "50 hot quotes, refresh-ahead off: upstream calls", "calls/min", False
+)
+REFRESH_AHEAD_P99 = Row("refresh_ahead_p99", "50 hot quotes, refresh-ahead on: p99", "ms", False)
+REFRESH_PLAIN_P99 = Row("refresh_plain_p99", "50 hot quotes, refresh-ahead off: p99", "ms", False)
 DIRECT_P50 = Row("direct_get_p50", "Get via the owner (direct): p50", "µs", False)
 FORWARD_P50 = Row("forwarded_get_p50", "Get via a non-owner (forwarded): p50", "µs", False)
 SYSTEM_ROWS = (
@@ -111,6 +119,10 @@ SYSTEM_ROWS = (
     SNAP_SPEEDUP,
     STAMPEDE_CALLS,
     STAMPEDE_P50,
+    REFRESH_AHEAD_CALLS,
+    REFRESH_PLAIN_CALLS,
+    REFRESH_AHEAD_P99,
+    REFRESH_PLAIN_P99,
     DIRECT_P50,
     FORWARD_P50,
 )

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import conditions, forwarding, kv, market_stack, memory, snapshot, stampede
+from bench import (
+    conditions,
+    forwarding,
+    kv,
+    market_stack,
+    memory,
+    refresh_ahead,
+    snapshot,
+    stampede,
+)
 from bench.peers import (
     AsyncPeer,
     CacheClientPeer,
@@ -266,10 +275,21 @@ async def market_section(run: Run) -> None:
         await stampede.measure(run.results, run.sizes, stack, session)
 
 
+async def refresh_ahead_section(run: Run) -> None:
+    """Upstream calls and read p99 for 50 hot quotes, with and without refresh-ahead."""
+    absent = [name for name in ("cache", "market_data") if not service_available(name)]
+    if absent:
+        for row in refresh_ahead.ROWS:
+            run.results.put_system(row, Cell.not_measured(f"services not landed: {absent}"))
+        return
+    await refresh_ahead.measure(run.results, run.sizes, run.workdir / "refresh-ahead")
+
+
 SECTIONS: dict[str, Section] = {
     "key-value workloads": kv_section,
     "memory and restart": memory_section,
     "snapshot and stampede": market_section,
+    "refresh ahead": refresh_ahead_section,
     "forwarded get": forwarding_section,
 }
 

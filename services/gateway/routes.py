@@ -15,7 +15,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from services.gateway.fields import FieldError, is_map, resolve_path
 from services.gateway.pattern import PathTemplate, parse_template
 
-# Over REST every write is an admin operation (ARCHITECTURE.md section 6): any route
+# Over REST every write is an admin operation (docs/architecture.md, the gateway): any route
 # whose HTTP method is not GET needs the admin token, except these RPCs, which
 # are reads that take their input in a POST body.
 READS_OVER_POST: dict[str, str] = {

@@ -3,7 +3,7 @@
     python -m services.launcher [--cache-replicas N] [--prometheus] [--base-dir DIR]
 
 Children start in dependency order (cache, market_data, sector, gateway), each
-on its *_LISTEN address (ARCHITECTURE defaults unless set; port 0 works), and
+on its *_LISTEN address (the defaults in docs/architecture.md unless set; port 0 works), and
 each next child gets the addresses the previous ones wrote to their ready file
 as *_ADDR. The launcher prints the URLs and the admin token once all are ready,
 prefixes every log line with the child's name, and on SIGINT or SIGTERM stops

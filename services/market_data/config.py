@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from services.common.config import ConfigError, Env
 from services.common.server import ServerOptions
+from services.market_data.market_session import SessionSettings
+from services.market_data.refresh_ahead import RefreshPolicy
 from services.market_data.resilience import RetryPolicy
 from services.market_data.ttl_policy import TtlPolicy
 
@@ -53,8 +55,12 @@ class MarketDataSettings:
     # A request without a gRPC deadline gets this long.
     request_budget: float
     batch_limit: int
-    # Pins "today" for the synthetic provider and the default news date.
+    # Pins "today" for the synthetic provider and the default news date (the
+    # older, date-only pin; MARKET_NOW pins the whole clock).
     synthetic_date: dt.date | None
+    # MARKET_NOW and MARKET_TTL_CLOSED_MAX.
+    session: SessionSettings
+    refresh: RefreshPolicy
     # Keys are kept out of repr() so a logged settings object leaks nothing.
     fmp_api_key: str | None = field(default=None, repr=False)
     alphavantage_api_key: str | None = field(default=None, repr=False)
@@ -83,6 +89,13 @@ class MarketDataSettings:
             maximum=1e6,
         )
         news_rate = env.number("NEWSAPI_RATE_LIMIT_PER_MINUTE", 60.0, minimum=0.0, maximum=1e6)
+        session = SessionSettings.from_env(env)
+        synthetic_date = _date(env, "MARKET_SYNTHETIC_DATE")
+        if session.now is not None and synthetic_date is not None:
+            raise ConfigError(
+                "MARKET_SYNTHETIC_DATE: set it or MARKET_NOW, not both "
+                "(MARKET_NOW pins the whole clock, the synthetic provider's date included)"
+            )
         return cls(
             server=ServerOptions.from_env(
                 env,
@@ -129,7 +142,9 @@ class MarketDataSettings:
             ),
             request_budget=env.number("MARKET_REQUEST_TIMEOUT", 15.0, minimum=0.01, maximum=600.0),
             batch_limit=env.integer("MARKET_BATCH_LIMIT", 100, minimum=1, maximum=1000),
-            synthetic_date=_date(env, "MARKET_SYNTHETIC_DATE"),
+            synthetic_date=synthetic_date,
+            session=session,
+            refresh=RefreshPolicy.from_env(env),
             fmp_api_key=keys["FMP_API_KEY"],
             alphavantage_api_key=keys["ALPHAVANTAGE_API_KEY"],
             newsapi_key=keys["NEWSAPI_KEY"],

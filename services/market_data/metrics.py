@@ -77,6 +77,14 @@ class MarketMetrics:
             ["endpoint"],
             registry=registry,
         )
+        # Refreshes started after answering the reader: "ahead" (XFetch, before
+        # expiry) or "revalidate" (a stale copy answered at once, SWR).
+        self.background_refreshes = Counter(
+            "market_background_refreshes_total",
+            "Background refreshes started, by endpoint and kind (ahead, revalidate).",
+            ["endpoint", "kind"],
+            registry=registry,
+        )
         # hit: fresh copy served; miss: none or too old; error: the cache failed;
         # bypass: skipped because the cache's breaker is open.
         self.cache_requests = Counter(
@@ -111,6 +119,8 @@ class MarketMetrics:
                 self.upstream_requests.labels(provider, endpoint, outcome)
             self.singleflight_merged.labels(endpoint)
             self.stale_served.labels(endpoint)
+            for kind in ("ahead", "revalidate"):
+                self.background_refreshes.labels(endpoint, kind)
         self.initialize_breaker(provider)
         self.breaker_rejections.labels(provider)
         self.rate_limit_wait.labels(provider)

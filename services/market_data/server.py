@@ -18,9 +18,12 @@ from services.market_data.breaker import BreakerState, CircuitBreaker
 from services.market_data.cache_aside import Cache, CacheAside
 from services.market_data.config import BreakerSettings, MarketDataSettings, RateLimit
 from services.market_data.deadline import Clock
+from services.market_data.market_session import SessionFreshness
 from services.market_data.metrics import ENDPOINTS, MarketMetrics
+from services.market_data.nyse_calendar import NyseCalendar
 from services.market_data.providers.factory import Providers, build_providers
 from services.market_data.providers.http import HttpSessions
+from services.market_data.providers.synthetic import SyntheticProvider
 from services.market_data.rate_limiter import TokenBucket
 from services.market_data.resilience import ProviderGuard
 from services.market_data.service import MarketData
@@ -69,12 +72,21 @@ def build(
         create_cache_instance(env, registry=registry) if isinstance(cache, _FromEnv) else cache
     )
 
+    # The market clock (MARKET_NOW, running on from `wall_clock`) judges
+    # sessions and dates; ages and TTLs stay on the real clock.
+    market_clock = settings.session.clock(wall_clock)
+    calendar = NyseCalendar()
+
     def today() -> dt.date:
         if settings.synthetic_date is not None:
             return settings.synthetic_date
-        return dt.datetime.fromtimestamp(wall_clock(), dt.UTC).date()
+        return dt.datetime.fromtimestamp(market_clock(), dt.UTC).date()
 
-    providers = build_providers(settings, today, HttpSessions())
+    if settings.synthetic_date is not None:
+        synthetic = SyntheticProvider.for_date(settings.synthetic_date, calendar)
+    else:
+        synthetic = SyntheticProvider(market_clock, calendar)
+    providers = build_providers(settings, today, HttpSessions(), synthetic)
     guards: dict[str, ProviderGuard] = {}
     rates = {providers.prices.name: settings.provider_rate}
     if providers.news.name == "newsapi":
@@ -96,6 +108,8 @@ def build(
         ttl=settings.ttl,
         breaker=_breaker("cache", settings.cache_breaker, metrics, clock),
         metrics=metrics,
+        refresh=settings.refresh,
+        background_budget=settings.request_budget,
         clock=wall_clock,
     )
     market = MarketData(
@@ -104,6 +118,7 @@ def build(
         guards=guards,
         cache=cache_aside,
         ttl=settings.ttl,
+        freshness=SessionFreshness(calendar, market_clock, settings.session.closed_max),
         today=today,
         batch_limit=settings.batch_limit,
     )
@@ -115,6 +130,7 @@ def build(
     process = GrpcProcess(settings.server, registry, [SERVICE], register)
 
     async def close() -> None:
+        await cache_aside.close()
         await providers.sessions.close()
         if client is not None:
             await client.close()

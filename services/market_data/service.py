@@ -13,8 +13,10 @@ from services.market_data.cache_aside import CacheAside
 from services.market_data.cache_keys import history_key, news_key, quote_key
 from services.market_data.deadline import Deadline
 from services.market_data.envelope import Envelope, Provenance
+from services.market_data.market_session import Freshness, SessionFreshness
 from services.market_data.models import Article, Bar, Quote
-from services.market_data.providers.base import NewsProvider, PriceProvider
+from services.market_data.providers.base import BatchQuotes, NewsProvider, PriceProvider
+from services.market_data.quote_batch import QuoteBatch
 from services.market_data.resilience import ProviderGuard
 from services.market_data.ttl_policy import TtlPolicy
 from services.market_data.validation import MAX_NEWS_LIMIT, parse_symbol, parse_symbols
@@ -41,6 +43,7 @@ class MarketData:
         guards: Mapping[str, ProviderGuard],
         cache: CacheAside,
         ttl: TtlPolicy,
+        freshness: SessionFreshness,
         today: Callable[[], dt.date],
         batch_limit: int = 100,
     ) -> None:
@@ -49,8 +52,12 @@ class MarketData:
         self._guards = guards
         self._cache = cache
         self._ttl = ttl
+        self._freshness = freshness
         self.today = today
         self.batch_limit = batch_limit
+
+    def _quote_freshness(self) -> Freshness:
+        return self._freshness.follows_session(self._ttl.quote, "MARKET_TTL_QUOTE")
 
     async def quote(
         self,
@@ -59,18 +66,28 @@ class MarketData:
         *,
         cached: Envelope | None = None,
         looked_up: bool = False,
+        batch: QuoteBatch | None = None,
     ) -> tuple[Quote, Provenance]:
-        """The quote of a valid, uppercased symbol."""
+        """The quote of a valid, uppercased symbol (from `batch` when it holds the symbol)."""
         guard = self._guards[self._prices.name]
 
-        async def load() -> tuple[str, JSON]:
-            quote = await guard.call(
-                "quote", lambda timeout: self._prices.quote(symbol, timeout), deadline
-            )
+        async def load(within: Deadline) -> tuple[str, JSON]:
+            if batch is not None and symbol in batch.symbols:
+                quote = await batch.quote(symbol, within)
+            else:
+                quote = await guard.call(
+                    "quote", lambda timeout: self._prices.quote(symbol, timeout), within
+                )
             return self._prices.name, quote.to_json()
 
         served = await self._cache.fetch(
-            "quote", quote_key(symbol), load, self._ttl.quote, cached=cached, looked_up=looked_up
+            "quote",
+            quote_key(symbol),
+            load,
+            self._quote_freshness,
+            deadline,
+            cached=cached,
+            looked_up=looked_up,
         )
         return Quote.from_json(served.data), served.provenance
 
@@ -86,9 +103,18 @@ class MarketData:
         symbols = sorted({s for s in parsed.values() if isinstance(s, str)})
         # One cache round trip for the whole batch, then only the misses go upstream.
         envelopes = await self._cache.read_many([quote_key(s) for s in symbols])
+        batch = None
+        if isinstance(self._prices, BatchQuotes):
+            # Those the cache cannot answer now, fetched together (FMP's batch quote).
+            missing = [
+                s for s, e in zip(symbols, envelopes, strict=True) if self._cache.must_load(e)
+            ]
+            batch = QuoteBatch(
+                self._prices, self._prices.name, self._guards[self._prices.name], missing
+            )
         results = await asyncio.gather(
             *(
-                self.quote(symbol, deadline, cached=envelope, looked_up=True)
+                self.quote(symbol, deadline, cached=envelope, looked_up=True, batch=batch)
                 for symbol, envelope in zip(symbols, envelopes, strict=True)
             ),
             return_exceptions=True,
@@ -116,14 +142,17 @@ class MarketData:
         """The last `days` daily bars of a valid symbol, oldest first."""
         guard = self._guards[self._prices.name]
 
-        async def load() -> tuple[str, JSON]:
+        async def load(within: Deadline) -> tuple[str, JSON]:
             bars = await guard.call(
-                "history", lambda timeout: self._prices.history(symbol, days, timeout), deadline
+                "history", lambda timeout: self._prices.history(symbol, days, timeout), within
             )
             return self._prices.name, [bar.to_json() for bar in bars]
 
+        def freshness() -> Freshness:
+            return self._freshness.follows_session(self._ttl.history, "MARKET_TTL_HISTORY")
+
         served = await self._cache.fetch(
-            "history", history_key(symbol, days), load, self._ttl.history
+            "history", history_key(symbol, days), load, freshness, deadline
         )
         return [Bar.from_json(row) for row in _rows(served.data)], served.provenance
 
@@ -133,16 +162,19 @@ class MarketData:
         """Up to `limit` articles about a valid symbol on `day`, newest first."""
         guard = self._guards[self._news.name]
 
-        async def load() -> tuple[str, JSON]:
+        async def load(within: Deadline) -> tuple[str, JSON]:
             # Fetch (and cache) the most any request may ask for; slice per request.
             articles = await guard.call(
                 "news",
                 lambda timeout: self._news.news(symbol, day, MAX_NEWS_LIMIT, timeout),
-                deadline,
+                within,
             )
             return self._news.name, [article.to_json() for article in articles]
 
-        served = await self._cache.fetch("news", news_key(symbol, day), load, self._ttl.news)
+        def freshness() -> Freshness:
+            return self._freshness.fixed(self._ttl.news, "MARKET_TTL_NEWS")
+
+        served = await self._cache.fetch("news", news_key(symbol, day), load, freshness, deadline)
         articles = [Article.from_json(row) for row in _rows(served.data)]
         return articles[:limit], served.provenance
 

@@ -91,6 +91,10 @@ def provenance_pb(provenance: Provenance) -> market_data_pb2.Provenance:
         cached=provenance.cached,
         age_seconds=round(provenance.age_seconds, 3),
         stale=provenance.stale,
+        fresh_for_seconds=provenance.fresh_for,
+        session=provenance.session,
+        freshness_reason=provenance.freshness_reason,
+        refresh=provenance.refresh,
     )
 
 

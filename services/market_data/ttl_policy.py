@@ -31,9 +31,9 @@ class TtlPolicy:
     # when the upstream fails (stale-if-error).
     stale: int = DAY
 
-    def cache_ttl(self, fresh_for: int) -> int:
+    def cache_ttl(self, fresh_for: int, stale_at_least: int = 0) -> int:
         """The cache TTL of an envelope fresh for `fresh_for` seconds."""
-        return min(fresh_for + self.stale, MAX_CACHE_TTL)
+        return min(fresh_for + max(self.stale, stale_at_least), MAX_CACHE_TTL)
 
     @classmethod
     def from_env(cls, env: Env) -> TtlPolicy:

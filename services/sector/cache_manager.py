@@ -25,6 +25,8 @@ from services.common.cache_client import CacheClient, CacheError, CacheUnavailab
 from services.common.errors import ServiceError
 from services.common.hit_rate import hit_rate
 from services.common.json_value import JSON
+from services.market_data.market_session import DEFAULT_CLOSED_MAX, Freshness, SessionFreshness
+from services.market_data.nyse_calendar import NyseCalendar, SessionState
 from services.sector.analytics import HistoryDigest
 from services.sector.metrics import NAMESPACES, SectorMetrics
 
@@ -50,10 +52,11 @@ def digest_key(symbol: str, session: dt.date) -> str:
 
 @dataclass(frozen=True)
 class Cached(Generic[M]):
-    """A value read from the cache and when it was stored (Unix seconds)."""
+    """A value read from the cache, when it was stored (Unix seconds) and how fresh it was made."""
 
     value: M
     stored_at: float
+    freshness: Freshness | None = None
 
 
 class SectorCacheManager:
@@ -69,10 +72,13 @@ class SectorCacheManager:
         ttl_metrics: int,
         retry_seconds: float,
         disabled_reason: str = "caching is disabled (CACHE_ENABLED=false)",
+        freshness: SessionFreshness | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        # Judges the session on the market clock (MARKET_NOW); ages stay on `clock`.
+        self._freshness = freshness or SessionFreshness(NyseCalendar(), clock, DEFAULT_CLOSED_MAX)
         self._metrics = metrics
         self.ttl_data = ttl_data
         self.ttl_snapshot = ttl_snapshot
@@ -97,6 +103,14 @@ class SectorCacheManager:
     def now(self) -> float:
         return self._clock()
 
+    def data_freshness(self) -> Freshness:
+        """sectors:<SYMBOL>: SECTOR_TTL_DATA during regular hours, else until the next open."""
+        return self._freshness.follows_session(self.ttl_data, "SECTOR_TTL_DATA")
+
+    def snapshot_freshness(self) -> Freshness:
+        """snapshots:latest: SECTOR_TTL_SNAPSHOT during regular hours, else until the next open."""
+        return self._freshness.follows_session(self.ttl_snapshot, "SECTOR_TTL_SNAPSHOT")
+
     def require(self, operation: str) -> None:
         """FAILED_PRECONDITION unless caching is on (for operations that are about the cache)."""
         if self._client is None:
@@ -120,9 +134,14 @@ class SectorCacheManager:
     async def put_sectors(
         self, records: Sequence[sector_pb2.SectorData], ttl: int = 0, *, strict: bool = False
     ) -> int:
-        """Store sector data for `ttl` seconds (0: SECTOR_TTL_DATA); returns how many."""
+        """Store sector data for `ttl` seconds (0: as the session allows); returns how many."""
+        if ttl:
+            market = self._freshness.market().state
+            fresh = Freshness(ttl, market, "ttlSeconds of SetBatchSectorData")
+        else:
+            fresh = self.data_freshness()
         items = [
-            (sector_key(r.symbol), self._wrap("sector", r), ttl or self.ttl_data) for r in records
+            (sector_key(r.symbol), self._wrap("sector", r, fresh), fresh.seconds) for r in records
         ]
         done = await self._write("store sector data", lambda c: c.mset(items), strict)
         return len(items) if done else 0
@@ -140,9 +159,10 @@ class SectorCacheManager:
     async def put_snapshot(
         self, snapshot: sector_pb2.GetSectorSnapshotResponse, *, strict: bool = False
     ) -> bool:
-        value = self._wrap("snapshot", snapshot)
+        fresh = self.snapshot_freshness()
+        value = self._wrap("snapshot", snapshot, fresh)
         return await self._write(
-            "store the snapshot", lambda c: c.set(SNAPSHOT_KEY, value, self.ttl_snapshot), strict
+            "store the snapshot", lambda c: c.set(SNAPSHOT_KEY, value, fresh.seconds), strict
         )
 
     async def drop_snapshot(self) -> None:
@@ -225,15 +245,21 @@ class SectorCacheManager:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _wrap(self, field: str, msg: message.Message) -> dict[str, JSON]:
-        return {field: json_format.MessageToDict(msg), "storedAt": self._clock()}
+    def _wrap(self, field: str, msg: message.Message, fresh: Freshness) -> dict[str, JSON]:
+        return {
+            field: json_format.MessageToDict(msg),
+            "storedAt": self._clock(),
+            "freshFor": fresh.seconds,
+            "session": fresh.session.value,
+            "reason": fresh.reason,
+        }
 
     async def _parse(self, key: str, raw: JSON, field: str, kind: type[Msg]) -> Cached[Msg] | None:
         if raw is None:
             return None
         try:
             msg = json_format.ParseDict(raw[field], kind(), ignore_unknown_fields=True)
-            return Cached(msg, float(raw["storedAt"]))
+            return Cached(msg, float(raw["storedAt"]), _freshness_of(raw))
         except (KeyError, TypeError, ValueError, json_format.ParseError) as exc:
             await self._discard(key, exc)
             return None
@@ -303,6 +329,14 @@ class SectorCacheManager:
             )
         self._skip_until = self._monotonic() + self._retry_seconds
         self._metrics.cache_available.set(0)
+
+
+def _freshness_of(raw: dict[str, JSON]) -> Freshness | None:
+    # Entries written before sessions counted carry no freshness; they still serve.
+    fresh_for, session = raw.get("freshFor"), raw.get("session")
+    if not isinstance(fresh_for, int | float) or session not in tuple(SessionState):
+        return None
+    return Freshness(int(fresh_for), SessionState(session), str(raw.get("reason") or ""))
 
 
 def _admin_error(operation: str, address: str, exc: CacheError) -> ServiceError:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from services.common.config import Env
 from services.common.server import ServerOptions
+from services.market_data.market_session import SessionSettings
 
 DAY = 86_400
 
@@ -35,6 +36,9 @@ class SectorSettings:
     cache_retry_seconds: float
     # Concurrent GetHistory calls while building a snapshot.
     fetch_concurrency: int
+    # MARKET_NOW and MARKET_TTL_CLOSED_MAX: outside regular hours sector data
+    # and snapshots stay fresh until the next session opens (capped).
+    session: SessionSettings
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> SectorSettings:
@@ -62,6 +66,7 @@ class SectorSettings:
                 "SECTOR_CACHE_RETRY_SECONDS", 5.0, minimum=0.0, maximum=3600.0
             ),
             fetch_concurrency=env.integer("SECTOR_FETCH_CONCURRENCY", 12, minimum=1, maximum=64),
+            session=SessionSettings.from_env(env),
         )
 
     @property

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from marketcache.v1 import market_data_pb2, sector_pb2
 from services.common.singleflight import Group
+from services.market_data.market_session import Freshness
 from services.sector import analytics
 from services.sector.cache_manager import SectorCacheManager
 from services.sector.catalog import ALL_SYMBOLS, BENCHMARK, SECTORS, check_symbol, name_of
@@ -41,10 +42,12 @@ class SectorDataFetcher:
         hit = (await self._cache.sectors([symbol])).get(symbol)
         if hit is not None:
             return sector_pb2.GetSectorDataResponse(
-                sector=hit.value, cache=self._info(hit.stored_at)
+                sector=hit.value, cache=self._info(hit.stored_at, hit.freshness)
             )
         built = await self._sector_flight.do(symbol, lambda: self.build([symbol]))
-        return sector_pb2.GetSectorDataResponse(sector=built[symbol], cache=self._info(None))
+        return sector_pb2.GetSectorDataResponse(
+            sector=built[symbol], cache=self._info(None, self._cache.data_freshness())
+        )
 
     async def snapshot(self) -> sector_pb2.GetSectorSnapshotResponse:
         """Every sector, SPY and the ranking: the cached snapshot, else one shared build."""
@@ -52,14 +55,14 @@ class SectorDataFetcher:
         hit = await self._cache.snapshot()
         if hit is not None:
             reply.CopyFrom(hit.value)
-            reply.cache.CopyFrom(self._info(hit.stored_at))
+            reply.cache.CopyFrom(self._info(hit.stored_at, hit.freshness))
             return reply
         # Concurrent cold requests share one build (one GetQuotes, one history per symbol).
         # A request arriving just after a build finished starts another; that rebuild
         # reads the freshly stored sectors, so it costs one MGet, not a fetch.
         built = await self._snapshot_flight.do("latest", self._build_snapshot)
         reply.CopyFrom(built)  # a copy: every waiter shares `built`
-        reply.cache.CopyFrom(self._info(None))
+        reply.cache.CopyFrom(self._info(None, self._cache.snapshot_freshness()))
         return reply
 
     async def warm(self, requested: Sequence[str]) -> sector_pb2.WarmCacheResponse:
@@ -143,11 +146,17 @@ class SectorDataFetcher:
             raise failed.exceptions[0] from None
         return [t.result() for t in tasks]
 
-    def _info(self, stored_at: float | None) -> sector_pb2.CacheInfo:
+    def _info(self, stored_at: float | None, fresh: Freshness | None) -> sector_pb2.CacheInfo:
         age = 0.0 if stored_at is None else max(0.0, self._cache.now() - stored_at)
-        return sector_pb2.CacheInfo(
+        info = sector_pb2.CacheInfo(
             cached=stored_at is not None, age_seconds=round(age, 3), enabled=self._cache.available
         )
+        # With caching off nothing is kept, so there is no freshness to report.
+        if fresh is not None and self._cache.enabled:
+            info.fresh_for_seconds = fresh.seconds
+            info.session = fresh.session.value
+            info.freshness_reason = fresh.reason
+        return info
 
 
 def _compose(

@@ -16,6 +16,8 @@ from services.common.channels import open_channel
 from services.common.config import Env
 from services.common.errors import ServiceError
 from services.common.server import GrpcProcess
+from services.market_data.market_session import SessionFreshness
+from services.market_data.nyse_calendar import NyseCalendar
 from services.sector.cache_manager import SectorCacheManager
 from services.sector.config import SectorSettings
 from services.sector.fetcher import SectorDataFetcher
@@ -55,6 +57,9 @@ def build(settings: SectorSettings, registry: CollectorRegistry, env: Env) -> Se
         ttl_snapshot=settings.ttl_snapshot,
         ttl_metrics=settings.ttl_metrics,
         retry_seconds=settings.cache_retry_seconds,
+        freshness=SessionFreshness(
+            NyseCalendar(), settings.session.clock(), settings.session.closed_max
+        ),
         disabled_reason=(
             "caching is disabled (CACHE_ENABLED=false)"
             if not settings.cache_enabled

@@ -88,7 +88,15 @@ def test_sector_paths(system: Launched) -> None:
     assert set(sector["performance"]) == {"day1", "day5", "month1", "month3", "ytd"}
     assert set(sector["relativeStrength"]) == set(sector["performance"])
     assert sector["asOf"].startswith("2025-01-15")  # MARKET_SYNTHETIC_DATE passed through
-    assert set(one["cache"]) == {"cached", "ageSeconds", "enabled"}
+    assert set(one["cache"]) == {
+        "cached",
+        "ageSeconds",
+        "enabled",
+        "freshForSeconds",
+        "session",
+        "freshnessReason",
+    }
+    assert one["cache"]["session"] in ("open", "closed", "holiday")
 
     warmed = ok(call(system, "POST", "/api/v1/sectors/cache/warm", {}, token=system.token))
     assert (warmed["warmed"], warmed["snapshot"]) == (12, True)

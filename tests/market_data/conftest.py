@@ -12,17 +12,21 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from harness.fakes.upstream import FakeUpstream
 from marketcache.v1 import market_data_pb2_grpc
 from services.common.cache_client import CacheClient
 from services.common.config import Env
 from services.market_data.cache_aside import Cache
 from services.market_data.config import MarketDataSettings
 from services.market_data.server import FROM_ENV, MarketDataApp, _FromEnv, build
-from tests.fakes.upstream import FakeUpstream
 from tests.support.processes import ServiceProcess, start_service
 
 # A Wednesday, so "today" is a trading day with a trading day before it.
 TODAY = dt.date(2025, 1, 15)
+# Mid-session that Wednesday: the market clock of every service a test starts,
+# so freshness (60 s quotes during regular hours) does not depend on when the
+# suite runs.
+SESSION_NOW = "2025-01-15T10:30:00-05:00"
 
 
 class FakeClock:
@@ -102,11 +106,12 @@ async def running_market(
     wall_clock: FakeClock | None = None,
 ) -> AsyncIterator[Running]:
     """Build, start and finally stop a MarketDataService on 127.0.0.1:0."""
+    pinned = {} if "MARKET_SYNTHETIC_DATE" in environ else {"MARKET_NOW": SESSION_NOW}
     env = Env(
         {
             "MARKET_DATA_LISTEN": "127.0.0.1:0",
             "MARKET_DATA_METRICS_LISTEN": "127.0.0.1:0",
-            "MARKET_SYNTHETIC_DATE": TODAY.isoformat(),
+            **pinned,
             **environ,
         }
     )

@@ -72,6 +72,16 @@ def test_overrides() -> None:
         ({"MARKET_TTL_NEWS": "soon"}, "MARKET_TTL_NEWS", "integer"),
         ({"MARKET_SYNTHETIC_DATE": "15.01.2025"}, "MARKET_SYNTHETIC_DATE", "YYYY-MM-DD"),
         ({"MARKET_DATA_LISTEN": "nowhere"}, "MARKET_DATA_LISTEN", "host:port"),
+        ({"MARKET_NOW": "next tuesday"}, "MARKET_NOW", "ISO-8601"),
+        ({"MARKET_NOW": "2026-13-01T10:00"}, "MARKET_NOW", "2026-11-27T10:30:00-05:00"),
+        (
+            {"MARKET_NOW": "2026-11-27T10:00:00Z", "MARKET_SYNTHETIC_DATE": "2026-11-27"},
+            "MARKET_SYNTHETIC_DATE",
+            "not both",
+        ),
+        ({"MARKET_TTL_CLOSED_MAX": "0"}, "MARKET_TTL_CLOSED_MAX", "at least 1"),
+        ({"MARKET_STALE_WHILE_REVALIDATE": "-5"}, "MARKET_STALE_WHILE_REVALIDATE", "at least 0"),
+        ({"MARKET_REFRESH_AHEAD_BETA": "high"}, "MARKET_REFRESH_AHEAD_BETA", "number"),
         ({"MARKET_RATE_LIMIT_PER_MINUTE": "-1"}, "MARKET_RATE_LIMIT_PER_MINUTE", "at least 0"),
     ],
 )

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from harness.fakes.upstream import FakeUpstream
 from services.market_data.providers.fmp import FmpProvider
 from services.market_data.providers.http import HttpSessions, HttpUpstream
 from services.market_data.upstream_errors import UpstreamError
-from tests.fakes.upstream import FakeUpstream
 from tests.market_data.conftest import TODAY
 
 KEY = "fmp-SECRET-4242"

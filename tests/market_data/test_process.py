@@ -1,4 +1,4 @@
-"""`python -m services.market_data` and `python -m tests.fakes.upstream` as real processes."""
+"""`python -m services.market_data` and `python -m harness.fakes.upstream` as real processes."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def fake_process(tmp_path: Path) -> Iterator[str]:
     args = ["--port", "0", "--ready-file", str(ready), "--delay-ms", "5"]
     args += ["--api-key", "proc-key", "--today", "2025-01-15"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.upstream", *args],
+        [sys.executable, "-m", "harness.fakes.upstream", *args],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -97,21 +97,32 @@ def test_the_process_serves_quotes_through_the_cache_and_stops_gracefully(
             market.stop()
 
 
-def test_a_provider_without_its_key_fails_at_start_naming_the_variable(tmp_path: Path) -> None:
-    env = {
-        "MARKET_DATA_LISTEN": "127.0.0.1:0",
-        "MARKET_DATA_METRICS_LISTEN": "127.0.0.1:0",
-        "MARKET_PROVIDER": "alphavantage",
-    }
+@pytest.mark.parametrize(
+    ("bad", "line"),
+    [
+        (
+            {"MARKET_PROVIDER": "alphavantage"},
+            "ALPHAVANTAGE_API_KEY: required when MARKET_PROVIDER=alphavantage",
+        ),
+        (
+            {"MARKET_NOW": "Friday at noon"},
+            "MARKET_NOW: expected an ISO-8601 time like 2026-11-27T10:30:00-05:00, "
+            "got 'Friday at noon'",
+        ),
+    ],
+    ids=["provider-without-key", "bad-market-now"],
+)
+def test_bad_configuration_fails_at_start_naming_the_variable(
+    tmp_path: Path, bad: dict[str, str], line: str
+) -> None:
+    env = {"MARKET_DATA_LISTEN": "127.0.0.1:0", "MARKET_DATA_METRICS_LISTEN": "127.0.0.1:0", **bad}
     proc = start_service("market_data", env, tmp_path, wait=False)
     try:
         assert proc.popen.wait(timeout=30) == 2
     finally:
         proc.stop()
-    lines = [line for line in proc.log().splitlines() if line.strip()]
-    assert lines == [
-        "configuration error: ALPHAVANTAGE_API_KEY: required when MARKET_PROVIDER=alphavantage"
-    ]
+    printed = [text for text in proc.log().splitlines() if text.strip()]
+    assert printed == [f"configuration error: {line}"]
 
 
 def test_the_fake_upstream_is_controlled_over_http(fake_process: str) -> None:

@@ -8,6 +8,7 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from harness.fakes.upstream import FakeUpstream
 from services.market_data.breaker import BreakerState, CircuitBreaker
 from services.market_data.deadline import Deadline
 from services.market_data.metrics import ENDPOINTS, MarketMetrics
@@ -17,7 +18,6 @@ from services.market_data.providers.http import HttpSessions, HttpUpstream
 from services.market_data.rate_limiter import TokenBucket
 from services.market_data.resilience import ProviderGuard, RetryPolicy
 from services.market_data.upstream_errors import UpstreamError
-from tests.fakes.upstream import FakeUpstream
 from tests.market_data.conftest import TODAY, FakeClock
 
 

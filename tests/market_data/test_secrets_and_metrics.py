@@ -9,8 +9,8 @@ import aiohttp
 import grpc
 import pytest
 
+from harness.fakes.upstream import FakeUpstream
 from marketcache.v1 import market_data_pb2 as pb
-from tests.fakes.upstream import FakeUpstream
 from tests.market_data.conftest import TODAY, fmp_env, running_market
 
 SECRET = "sk-LEAK-CHECK-0123456789"

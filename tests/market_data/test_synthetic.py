@@ -15,7 +15,7 @@ from tests.market_data.conftest import TODAY
 
 
 def provider(day: dt.date = TODAY) -> SyntheticProvider:
-    return SyntheticProvider(lambda: day)
+    return SyntheticProvider.for_date(day)
 
 
 async def test_same_symbol_and_date_give_the_same_numbers() -> None:

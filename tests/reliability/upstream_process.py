@@ -20,7 +20,7 @@ from tests.support.processes import REPO
 
 @dataclass
 class UpstreamProcess:
-    """A running `python -m tests.fakes.upstream` and its base URL."""
+    """A running `python -m harness.fakes.upstream` and its base URL."""
 
     popen: subprocess.Popen[bytes]
     url: str
@@ -65,7 +65,7 @@ def upstream_process(
             [
                 sys.executable,
                 "-m",
-                "tests.fakes.upstream",
+                "harness.fakes.upstream",
                 "--port",
                 "0",
                 "--ready-file",

@@ -25,6 +25,9 @@ __all__ = ["REPO_ROOT"]
 TOKEN = "sector-test-token"
 # Pinned, so every process computes the same synthetic market (a Wednesday).
 SYNTHETIC_DATE = "2025-01-15"
+# Mid-session that day: SectorService's market clock, so its TTLs are the
+# regular-hours ones (SECTOR_TTL_DATA, SECTOR_TTL_SNAPSHOT) whenever the suite runs.
+SESSION_NOW = "2025-01-15T10:30:00-05:00"
 ADMIN = (("authorization", f"Bearer {TOKEN}"),)
 
 
@@ -83,6 +86,7 @@ async def sector_service(env: Mapping[str, str]) -> AsyncIterator[Sector]:
             "SECTOR_METRICS_LISTEN": "127.0.0.1:0",
             "ADMIN_TOKEN": TOKEN,
             "GRPC_DRAIN_SECONDS": "0",
+            "MARKET_NOW": SESSION_NOW,
             **env,
         }
     )

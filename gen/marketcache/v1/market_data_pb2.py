@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n marketcache/v1/market_data.proto\x12\x0emarketcache.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\nProvenance\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x08\x12\x13\n\x0b\x61ge_seconds\x18\x03 \x01(\x01\x12\r\n\x05stale\x18\x04 \x01(\x08\"\xe4\x01\n\x05Quote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x0e\n\x06\x63hange\x18\x04 \x01(\x01\x12\x16\n\x0e\x63hange_percent\x18\x05 \x01(\x01\x12\x0c\n\x04open\x18\x06 \x01(\x01\x12\x10\n\x08\x64\x61y_high\x18\x07 \x01(\x01\x12\x0f\n\x07\x64\x61y_low\x18\x08 \x01(\x01\x12\x16\n\x0eprevious_close\x18\t \x01(\x01\x12\x0e\n\x06volume\x18\n \x01(\x03\x12-\n\ttimestamp\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"!\n\x0fGetQuoteRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"h\n\x10GetQuoteResponse\x12$\n\x05quote\x18\x01 \x01(\x0b\x32\x15.marketcache.v1.Quote\x12.\n\nprovenance\x18\x02 \x01(\x0b\x32\x1a.marketcache.v1.Provenance\"#\n\x10GetQuotesRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"\x9e\x01\n\x0bQuoteResult\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12$\n\x05quote\x18\x02 \x01(\x0b\x32\x15.marketcache.v1.Quote\x12.\n\nprovenance\x18\x03 \x01(\x0b\x32\x1a.marketcache.v1.Provenance\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\"A\n\x11GetQuotesResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.marketcache.v1.QuoteResult\"[\n\x03\x42\x61r\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0c\n\x04open\x18\x02 \x01(\x01\x12\x0c\n\x04high\x18\x03 \x01(\x01\x12\x0b\n\x03low\x18\x04 \x01(\x01\x12\r\n\x05\x63lose\x18\x05 \x01(\x01\x12\x0e\n\x06volume\x18\x06 \x01(\x03\"1\n\x11GetHistoryRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\"w\n\x12GetHistoryResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12!\n\x04\x62\x61rs\x18\x02 \x03(\x0b\x32\x13.marketcache.v1.Bar\x12.\n\nprovenance\x18\x03 \x01(\x0b\x32\x1a.marketcache.v1.Provenance\"x\n\x07\x41rticle\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x30\n\x0cpublished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07summary\x18\x05 \x01(\t\"=\n\x0eGetNewsRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"\x8a\x01\n\x0fGetNewsResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x02 \x01(\t\x12)\n\x08\x61rticles\x18\x03 \x03(\x0b\x32\x17.marketcache.v1.Article\x12.\n\nprovenance\x18\x04 \x01(\x0b\x32\x1a.marketcache.v1.Provenance2\xeb\x03\n\x11MarketDataService\x12u\n\x08GetQuote\x12\x1f.marketcache.v1.GetQuoteRequest\x1a .marketcache.v1.GetQuoteResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/market/quotes/{symbol}\x12o\n\tGetQuotes\x12 .marketcache.v1.GetQuotesRequest\x1a!.marketcache.v1.GetQuotesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/market/quotes\x12|\n\nGetHistory\x12!.marketcache.v1.GetHistoryRequest\x1a\".marketcache.v1.GetHistoryResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/market/history/{symbol}\x12p\n\x07GetNews\x12\x1e.marketcache.v1.GetNewsRequest\x1a\x1f.marketcache.v1.GetNewsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/market/news/{symbol}BEZCgithub.com/marketcache/marketcache/gen/marketcache/v1;marketcachev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n marketcache/v1/market_data.proto\x12\x0emarketcache.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x01\n\nProvenance\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x08\x12\x13\n\x0b\x61ge_seconds\x18\x03 \x01(\x01\x12\r\n\x05stale\x18\x04 \x01(\x08\x12\x19\n\x11\x66resh_for_seconds\x18\x05 \x01(\x01\x12\x0f\n\x07session\x18\x06 \x01(\t\x12\x18\n\x10\x66reshness_reason\x18\x07 \x01(\t\x12\x0f\n\x07refresh\x18\x08 \x01(\t\"\xe4\x01\n\x05Quote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x0e\n\x06\x63hange\x18\x04 \x01(\x01\x12\x16\n\x0e\x63hange_percent\x18\x05 \x01(\x01\x12\x0c\n\x04open\x18\x06 \x01(\x01\x12\x10\n\x08\x64\x61y_high\x18\x07 \x01(\x01\x12\x0f\n\x07\x64\x61y_low\x18\x08 \x01(\x01\x12\x16\n\x0eprevious_close\x18\t \x01(\x01\x12\x0e\n\x06volume\x18\n \x01(\x03\x12-\n\ttimestamp\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"!\n\x0fGetQuoteRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"h\n\x10GetQuoteResponse\x12$\n\x05quote\x18\x01 \x01(\x0b\x32\x15.marketcache.v1.Quote\x12.\n\nprovenance\x18\x02 \x01(\x0b\x32\x1a.marketcache.v1.Provenance\"#\n\x10GetQuotesRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"\x9e\x01\n\x0bQuoteResult\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12$\n\x05quote\x18\x02 \x01(\x0b\x32\x15.marketcache.v1.Quote\x12.\n\nprovenance\x18\x03 \x01(\x0b\x32\x1a.marketcache.v1.Provenance\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\"A\n\x11GetQuotesResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.marketcache.v1.QuoteResult\"[\n\x03\x42\x61r\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0c\n\x04open\x18\x02 \x01(\x01\x12\x0c\n\x04high\x18\x03 \x01(\x01\x12\x0b\n\x03low\x18\x04 \x01(\x01\x12\r\n\x05\x63lose\x18\x05 \x01(\x01\x12\x0e\n\x06volume\x18\x06 \x01(\x03\"1\n\x11GetHistoryRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\"w\n\x12GetHistoryResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12!\n\x04\x62\x61rs\x18\x02 \x03(\x0b\x32\x13.marketcache.v1.Bar\x12.\n\nprovenance\x18\x03 \x01(\x0b\x32\x1a.marketcache.v1.Provenance\"x\n\x07\x41rticle\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x30\n\x0cpublished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07summary\x18\x05 \x01(\t\"=\n\x0eGetNewsRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"\x8a\x01\n\x0fGetNewsResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x02 \x01(\t\x12)\n\x08\x61rticles\x18\x03 \x03(\x0b\x32\x17.marketcache.v1.Article\x12.\n\nprovenance\x18\x04 \x01(\x0b\x32\x1a.marketcache.v1.Provenance2\xeb\x03\n\x11MarketDataService\x12u\n\x08GetQuote\x12\x1f.marketcache.v1.GetQuoteRequest\x1a .marketcache.v1.GetQuoteResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/market/quotes/{symbol}\x12o\n\tGetQuotes\x12 .marketcache.v1.GetQuotesRequest\x1a!.marketcache.v1.GetQuotesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/market/quotes\x12|\n\nGetHistory\x12!.marketcache.v1.GetHistoryRequest\x1a\".marketcache.v1.GetHistoryResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/market/history/{symbol}\x12p\n\x07GetNews\x12\x1e.marketcache.v1.GetNewsRequest\x1a\x1f.marketcache.v1.GetNewsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/market/news/{symbol}BEZCgithub.com/marketcache/marketcache/gen/marketcache/v1;marketcachev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,32 +42,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MARKETDATASERVICE'].methods_by_name['GetHistory']._serialized_options = b'\202\323\344\223\002!\022\037/api/v1/market/history/{symbol}'
   _globals['_MARKETDATASERVICE'].methods_by_name['GetNews']._loaded_options = None
   _globals['_MARKETDATASERVICE'].methods_by_name['GetNews']._serialized_options = b'\202\323\344\223\002\036\022\034/api/v1/market/news/{symbol}'
-  _globals['_PROVENANCE']._serialized_start=115
-  _globals['_PROVENANCE']._serialized_end=197
-  _globals['_QUOTE']._serialized_start=200
-  _globals['_QUOTE']._serialized_end=428
-  _globals['_GETQUOTEREQUEST']._serialized_start=430
-  _globals['_GETQUOTEREQUEST']._serialized_end=463
-  _globals['_GETQUOTERESPONSE']._serialized_start=465
-  _globals['_GETQUOTERESPONSE']._serialized_end=569
-  _globals['_GETQUOTESREQUEST']._serialized_start=571
-  _globals['_GETQUOTESREQUEST']._serialized_end=606
-  _globals['_QUOTERESULT']._serialized_start=609
-  _globals['_QUOTERESULT']._serialized_end=767
-  _globals['_GETQUOTESRESPONSE']._serialized_start=769
-  _globals['_GETQUOTESRESPONSE']._serialized_end=834
-  _globals['_BAR']._serialized_start=836
-  _globals['_BAR']._serialized_end=927
-  _globals['_GETHISTORYREQUEST']._serialized_start=929
-  _globals['_GETHISTORYREQUEST']._serialized_end=978
-  _globals['_GETHISTORYRESPONSE']._serialized_start=980
-  _globals['_GETHISTORYRESPONSE']._serialized_end=1099
-  _globals['_ARTICLE']._serialized_start=1101
-  _globals['_ARTICLE']._serialized_end=1221
-  _globals['_GETNEWSREQUEST']._serialized_start=1223
-  _globals['_GETNEWSREQUEST']._serialized_end=1284
-  _globals['_GETNEWSRESPONSE']._serialized_start=1287
-  _globals['_GETNEWSRESPONSE']._serialized_end=1425
-  _globals['_MARKETDATASERVICE']._serialized_start=1428
-  _globals['_MARKETDATASERVICE']._serialized_end=1919
+  _globals['_PROVENANCE']._serialized_start=116
+  _globals['_PROVENANCE']._serialized_end=285
+  _globals['_QUOTE']._serialized_start=288
+  _globals['_QUOTE']._serialized_end=516
+  _globals['_GETQUOTEREQUEST']._serialized_start=518
+  _globals['_GETQUOTEREQUEST']._serialized_end=551
+  _globals['_GETQUOTERESPONSE']._serialized_start=553
+  _globals['_GETQUOTERESPONSE']._serialized_end=657
+  _globals['_GETQUOTESREQUEST']._serialized_start=659
+  _globals['_GETQUOTESREQUEST']._serialized_end=694
+  _globals['_QUOTERESULT']._serialized_start=697
+  _globals['_QUOTERESULT']._serialized_end=855
+  _globals['_GETQUOTESRESPONSE']._serialized_start=857
+  _globals['_GETQUOTESRESPONSE']._serialized_end=922
+  _globals['_BAR']._serialized_start=924
+  _globals['_BAR']._serialized_end=1015
+  _globals['_GETHISTORYREQUEST']._serialized_start=1017
+  _globals['_GETHISTORYREQUEST']._serialized_end=1066
+  _globals['_GETHISTORYRESPONSE']._serialized_start=1068
+  _globals['_GETHISTORYRESPONSE']._serialized_end=1187
+  _globals['_ARTICLE']._serialized_start=1189
+  _globals['_ARTICLE']._serialized_end=1309
+  _globals['_GETNEWSREQUEST']._serialized_start=1311
+  _globals['_GETNEWSREQUEST']._serialized_end=1372
+  _globals['_GETNEWSRESPONSE']._serialized_start=1375
+  _globals['_GETNEWSRESPONSE']._serialized_end=1513
+  _globals['_MARKETDATASERVICE']._serialized_start=1516
+  _globals['_MARKETDATASERVICE']._serialized_end=2007
 # @@protoc_insertion_point(module_scope)

@@ -11,16 +11,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Provenance(_message.Message):
-    __slots__ = ("provider", "cached", "age_seconds", "stale")
+    __slots__ = ("provider", "cached", "age_seconds", "stale", "fresh_for_seconds", "session", "freshness_reason", "refresh")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STALE_FIELD_NUMBER: _ClassVar[int]
+    FRESH_FOR_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    FRESHNESS_REASON_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
     provider: str
     cached: bool
     age_seconds: float
     stale: bool
-    def __init__(self, provider: _Optional[str] = ..., cached: _Optional[bool] = ..., age_seconds: _Optional[float] = ..., stale: _Optional[bool] = ...) -> None: ...
+    fresh_for_seconds: float
+    session: str
+    freshness_reason: str
+    refresh: str
+    def __init__(self, provider: _Optional[str] = ..., cached: _Optional[bool] = ..., age_seconds: _Optional[float] = ..., stale: _Optional[bool] = ..., fresh_for_seconds: _Optional[float] = ..., session: _Optional[str] = ..., freshness_reason: _Optional[str] = ..., refresh: _Optional[str] = ...) -> None: ...
 
 class Quote(_message.Message):
     __slots__ = ("symbol", "name", "price", "change", "change_percent", "open", "day_high", "day_low", "previous_close", "volume", "timestamp")

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmarketcache/v1/sector.proto\x12\x0emarketcache.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\nSectorInfo\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x14\n\x12ListSectorsRequest\"q\n\x13ListSectorsResponse\x12+\n\x07sectors\x18\x01 \x03(\x0b\x32\x1a.marketcache.v1.SectorInfo\x12-\n\tbenchmark\x18\x02 \x01(\x0b\x32\x1a.marketcache.v1.SectorInfo\"Z\n\x0bPerformance\x12\r\n\x05\x64\x61y_1\x18\x01 \x01(\x01\x12\r\n\x05\x64\x61y_5\x18\x02 \x01(\x01\x12\x0f\n\x07month_1\x18\x03 \x01(\x01\x12\x0f\n\x07month_3\x18\x04 \x01(\x01\x12\x0b\n\x03ytd\x18\x05 \x01(\x01\"\xa3\x02\n\nSectorData\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x0e\n\x06\x63hange\x18\x04 \x01(\x01\x12\x16\n\x0e\x63hange_percent\x18\x05 \x01(\x01\x12\x0e\n\x06volume\x18\x06 \x01(\x03\x12\x30\n\x0bperformance\x18\x07 \x01(\x0b\x32\x1b.marketcache.v1.Performance\x12\x36\n\x11relative_strength\x18\x08 \x01(\x0b\x32\x1b.marketcache.v1.Performance\x12\r\n\x05trend\x18\t \x01(\t\x12\x0c\n\x04rank\x18\n \x01(\x05\x12)\n\x05\x61s_of\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\tCacheInfo\x12\x0e\n\x06\x63\x61\x63hed\x18\x01 \x01(\x08\x12\x13\n\x0b\x61ge_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\"&\n\x14GetSectorDataRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"m\n\x15GetSectorDataResponse\x12*\n\x06sector\x18\x01 \x01(\x0b\x32\x1a.marketcache.v1.SectorData\x12(\n\x05\x63\x61\x63he\x18\x02 \x01(\x0b\x32\x19.marketcache.v1.CacheInfo\"\x1a\n\x18GetSectorSnapshotRequest\"\x90\x02\n\x19GetSectorSnapshotResponse\x12+\n\x07sectors\x18\x01 \x03(\x0b\x32\x1a.marketcache.v1.SectorData\x12-\n\tbenchmark\x18\x02 \x01(\x0b\x32\x1a.marketcache.v1.SectorData\x12\x0f\n\x07ranking\x18\x03 \x03(\t\x12\x16\n\x0etop_performers\x18\x04 \x03(\t\x12\x19\n\x11\x62ottom_performers\x18\x05 \x03(\t\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05\x63\x61\x63he\x18\x07 \x01(\x0b\x32\x19.marketcache.v1.CacheInfo\"a\n\x0eNamespaceStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x0e\n\x06misses\x18\x03 \x01(\x03\x12\x10\n\x08hit_rate\x18\x04 \x01(\x01\x12\x0c\n\x04keys\x18\x05 \x01(\x03\"\x16\n\x14GetCacheStatsRequest\"\x9c\x01\n\x15GetCacheStatsResponse\x12\x32\n\nnamespaces\x18\x01 \x03(\x0b\x32\x1e.marketcache.v1.NamespaceStats\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x0e\n\x06misses\x18\x03 \x01(\x03\x12\x10\n\x08hit_rate\x18\x04 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x05 \x01(\x08\x12\x0e\n\x06status\x18\x06 \x01(\t\"#\n\x10WarmCacheRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"F\n\x11WarmCacheResponse\x12\x0e\n\x06warmed\x18\x01 \x01(\x05\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x10\n\x08snapshot\x18\x03 \x01(\x08\"\x17\n\x15\x43learAllCachesRequest\"=\n\x16\x43learAllCachesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\x12\x12\n\nnamespaces\x18\x02 \x03(\t\"]\n\x19SetBatchSectorDataRequest\x12+\n\x07sectors\x18\x01 \x03(\x0b\x32\x1a.marketcache.v1.SectorData\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x03\"-\n\x1aSetBatchSectorDataResponse\x12\x0f\n\x07written\x18\x01 \x01(\x05\x32\x9a\x07\n\rSectorService\x12o\n\x0bListSectors\x12\".marketcache.v1.ListSectorsRequest\x1a#.marketcache.v1.ListSectorsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/sectors\x12\x8a\x01\n\x11GetSectorSnapshot\x12(.marketcache.v1.GetSectorSnapshotRequest\x1a).marketcache.v1.GetSectorSnapshotResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/sectors/snapshot\x12\x81\x01\n\rGetCacheStats\x12$.marketcache.v1.GetCacheStatsRequest\x1a%.marketcache.v1.GetCacheStatsResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/sectors/cache/stats\x12w\n\tWarmCache\x12 .marketcache.v1.WarmCacheRequest\x1a!.marketcache.v1.WarmCacheResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/sectors/cache/warm:\x01*\x12~\n\x0e\x43learAllCaches\x12%.marketcache.v1.ClearAllCachesRequest\x1a&.marketcache.v1.ClearAllCachesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/api/v1/sectors/cache\x12\x8d\x01\n\x12SetBatchSectorData\x12).marketcache.v1.SetBatchSectorDataRequest\x1a*.marketcache.v1.SetBatchSectorDataResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/sectors/batch:\x01*\x12~\n\rGetSectorData\x12$.marketcache.v1.GetSectorDataRequest\x1a%.marketcache.v1.GetSectorDataResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/sectors/{symbol}BEZCgithub.com/marketcache/marketcache/gen/marketcache/v1;marketcachev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmarketcache/v1/sector.proto\x12\x0emarketcache.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\nSectorInfo\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x14\n\x12ListSectorsRequest\"q\n\x13ListSectorsResponse\x12+\n\x07sectors\x18\x01 \x03(\x0b\x32\x1a.marketcache.v1.SectorInfo\x12-\n\tbenchmark\x18\x02 \x01(\x0b\x32\x1a.marketcache.v1.SectorInfo\"Z\n\x0bPerformance\x12\r\n\x05\x64\x61y_1\x18\x01 \x01(\x01\x12\r\n\x05\x64\x61y_5\x18\x02 \x01(\x01\x12\x0f\n\x07month_1\x18\x03 \x01(\x01\x12\x0f\n\x07month_3\x18\x04 \x01(\x01\x12\x0b\n\x03ytd\x18\x05 \x01(\x01\"\xa3\x02\n\nSectorData\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x0e\n\x06\x63hange\x18\x04 \x01(\x01\x12\x16\n\x0e\x63hange_percent\x18\x05 \x01(\x01\x12\x0e\n\x06volume\x18\x06 \x01(\x03\x12\x30\n\x0bperformance\x18\x07 \x01(\x0b\x32\x1b.marketcache.v1.Performance\x12\x36\n\x11relative_strength\x18\x08 \x01(\x0b\x32\x1b.marketcache.v1.Performance\x12\r\n\x05trend\x18\t \x01(\t\x12\x0c\n\x04rank\x18\n \x01(\x05\x12)\n\x05\x61s_of\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\tCacheInfo\x12\x0e\n\x06\x63\x61\x63hed\x18\x01 \x01(\x08\x12\x13\n\x0b\x61ge_seconds\x18\x02 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12\x19\n\x11\x66resh_for_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07session\x18\x05 \x01(\t\x12\x18\n\x10\x66reshness_reason\x18\x06 \x01(\t\"&\n\x14GetSectorDataRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"m\n\x15GetSectorDataResponse\x12*\n\x06sector\x18\x01 \x01(\x0b\x32\x1a.marketcache.v1.SectorData\x12(\n\x05\x63\x61\x63he\x18\x02 \x01(\x0b\x32\x19.marketcache.v1.CacheInfo\"\x1a\n\x18GetSectorSnapshotRequest\"\x90\x02\n\x19GetSectorSnapshotResponse\x12+\n\x07sectors\x18\x01 \x03(\x0b\x32\x1a.marketcache.v1.SectorData\x12-\n\tbenchmark\x18\x02 \x01(\x0b\x32\x1a.marketcache.v1.SectorData\x12\x0f\n\x07ranking\x18\x03 \x03(\t\x12\x16\n\x0etop_performers\x18\x04 \x03(\t\x12\x19\n\x11\x62ottom_performers\x18\x05 \x03(\t\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05\x63\x61\x63he\x18\x07 \x01(\x0b\x32\x19.marketcache.v1.CacheInfo\"a\n\x0eNamespaceStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x0e\n\x06misses\x18\x03 \x01(\x03\x12\x10\n\x08hit_rate\x18\x04 \x01(\x01\x12\x0c\n\x04keys\x18\x05 \x01(\x03\"\x16\n\x14GetCacheStatsRequest\"\x9c\x01\n\x15GetCacheStatsResponse\x12\x32\n\nnamespaces\x18\x01 \x03(\x0b\x32\x1e.marketcache.v1.NamespaceStats\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x0e\n\x06misses\x18\x03 \x01(\x03\x12\x10\n\x08hit_rate\x18\x04 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x05 \x01(\x08\x12\x0e\n\x06status\x18\x06 \x01(\t\"#\n\x10WarmCacheRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"F\n\x11WarmCacheResponse\x12\x0e\n\x06warmed\x18\x01 \x01(\x05\x12\x0f\n\x07symbols\x18\x02 \x03(\t\x12\x10\n\x08snapshot\x18\x03 \x01(\x08\"\x17\n\x15\x43learAllCachesRequest\"=\n\x16\x43learAllCachesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\x12\x12\n\nnamespaces\x18\x02 \x03(\t\"]\n\x19SetBatchSectorDataRequest\x12+\n\x07sectors\x18\x01 \x03(\x0b\x32\x1a.marketcache.v1.SectorData\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x03\"-\n\x1aSetBatchSectorDataResponse\x12\x0f\n\x07written\x18\x01 \x01(\x05\x32\x9a\x07\n\rSectorService\x12o\n\x0bListSectors\x12\".marketcache.v1.ListSectorsRequest\x1a#.marketcache.v1.ListSectorsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/sectors\x12\x8a\x01\n\x11GetSectorSnapshot\x12(.marketcache.v1.GetSectorSnapshotRequest\x1a).marketcache.v1.GetSectorSnapshotResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/sectors/snapshot\x12\x81\x01\n\rGetCacheStats\x12$.marketcache.v1.GetCacheStatsRequest\x1a%.marketcache.v1.GetCacheStatsResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/sectors/cache/stats\x12w\n\tWarmCache\x12 .marketcache.v1.WarmCacheRequest\x1a!.marketcache.v1.WarmCacheResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/sectors/cache/warm:\x01*\x12~\n\x0e\x43learAllCaches\x12%.marketcache.v1.ClearAllCachesRequest\x1a&.marketcache.v1.ClearAllCachesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/api/v1/sectors/cache\x12\x8d\x01\n\x12SetBatchSectorData\x12).marketcache.v1.SetBatchSectorDataRequest\x1a*.marketcache.v1.SetBatchSectorDataResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/sectors/batch:\x01*\x12~\n\rGetSectorData\x12$.marketcache.v1.GetSectorDataRequest\x1a%.marketcache.v1.GetSectorDataResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/sectors/{symbol}BEZCgithub.com/marketcache/marketcache/gen/marketcache/v1;marketcachev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,34 +58,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PERFORMANCE']._serialized_end=381
   _globals['_SECTORDATA']._serialized_start=384
   _globals['_SECTORDATA']._serialized_end=675
-  _globals['_CACHEINFO']._serialized_start=677
-  _globals['_CACHEINFO']._serialized_end=742
-  _globals['_GETSECTORDATAREQUEST']._serialized_start=744
-  _globals['_GETSECTORDATAREQUEST']._serialized_end=782
-  _globals['_GETSECTORDATARESPONSE']._serialized_start=784
-  _globals['_GETSECTORDATARESPONSE']._serialized_end=893
-  _globals['_GETSECTORSNAPSHOTREQUEST']._serialized_start=895
-  _globals['_GETSECTORSNAPSHOTREQUEST']._serialized_end=921
-  _globals['_GETSECTORSNAPSHOTRESPONSE']._serialized_start=924
-  _globals['_GETSECTORSNAPSHOTRESPONSE']._serialized_end=1196
-  _globals['_NAMESPACESTATS']._serialized_start=1198
-  _globals['_NAMESPACESTATS']._serialized_end=1295
-  _globals['_GETCACHESTATSREQUEST']._serialized_start=1297
-  _globals['_GETCACHESTATSREQUEST']._serialized_end=1319
-  _globals['_GETCACHESTATSRESPONSE']._serialized_start=1322
-  _globals['_GETCACHESTATSRESPONSE']._serialized_end=1478
-  _globals['_WARMCACHEREQUEST']._serialized_start=1480
-  _globals['_WARMCACHEREQUEST']._serialized_end=1515
-  _globals['_WARMCACHERESPONSE']._serialized_start=1517
-  _globals['_WARMCACHERESPONSE']._serialized_end=1587
-  _globals['_CLEARALLCACHESREQUEST']._serialized_start=1589
-  _globals['_CLEARALLCACHESREQUEST']._serialized_end=1612
-  _globals['_CLEARALLCACHESRESPONSE']._serialized_start=1614
-  _globals['_CLEARALLCACHESRESPONSE']._serialized_end=1675
-  _globals['_SETBATCHSECTORDATAREQUEST']._serialized_start=1677
-  _globals['_SETBATCHSECTORDATAREQUEST']._serialized_end=1770
-  _globals['_SETBATCHSECTORDATARESPONSE']._serialized_start=1772
-  _globals['_SETBATCHSECTORDATARESPONSE']._serialized_end=1817
-  _globals['_SECTORSERVICE']._serialized_start=1820
-  _globals['_SECTORSERVICE']._serialized_end=2742
+  _globals['_CACHEINFO']._serialized_start=678
+  _globals['_CACHEINFO']._serialized_end=813
+  _globals['_GETSECTORDATAREQUEST']._serialized_start=815
+  _globals['_GETSECTORDATAREQUEST']._serialized_end=853
+  _globals['_GETSECTORDATARESPONSE']._serialized_start=855
+  _globals['_GETSECTORDATARESPONSE']._serialized_end=964
+  _globals['_GETSECTORSNAPSHOTREQUEST']._serialized_start=966
+  _globals['_GETSECTORSNAPSHOTREQUEST']._serialized_end=992
+  _globals['_GETSECTORSNAPSHOTRESPONSE']._serialized_start=995
+  _globals['_GETSECTORSNAPSHOTRESPONSE']._serialized_end=1267
+  _globals['_NAMESPACESTATS']._serialized_start=1269
+  _globals['_NAMESPACESTATS']._serialized_end=1366
+  _globals['_GETCACHESTATSREQUEST']._serialized_start=1368
+  _globals['_GETCACHESTATSREQUEST']._serialized_end=1390
+  _globals['_GETCACHESTATSRESPONSE']._serialized_start=1393
+  _globals['_GETCACHESTATSRESPONSE']._serialized_end=1549
+  _globals['_WARMCACHEREQUEST']._serialized_start=1551
+  _globals['_WARMCACHEREQUEST']._serialized_end=1586
+  _globals['_WARMCACHERESPONSE']._serialized_start=1588
+  _globals['_WARMCACHERESPONSE']._serialized_end=1658
+  _globals['_CLEARALLCACHESREQUEST']._serialized_start=1660
+  _globals['_CLEARALLCACHESREQUEST']._serialized_end=1683
+  _globals['_CLEARALLCACHESRESPONSE']._serialized_start=1685
+  _globals['_CLEARALLCACHESRESPONSE']._serialized_end=1746
+  _globals['_SETBATCHSECTORDATAREQUEST']._serialized_start=1748
+  _globals['_SETBATCHSECTORDATAREQUEST']._serialized_end=1841
+  _globals['_SETBATCHSECTORDATARESPONSE']._serialized_start=1843
+  _globals['_SETBATCHSECTORDATARESPONSE']._serialized_end=1888
+  _globals['_SECTORSERVICE']._serialized_start=1891
+  _globals['_SECTORSERVICE']._serialized_end=2813
 # @@protoc_insertion_point(module_scope)

@@ -71,14 +71,20 @@ class SectorData(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., name: _Optional[str] = ..., price: _Optional[float] = ..., change: _Optional[float] = ..., change_percent: _Optional[float] = ..., volume: _Optional[int] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., relative_strength: _Optional[_Union[Performance, _Mapping]] = ..., trend: _Optional[str] = ..., rank: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CacheInfo(_message.Message):
-    __slots__ = ("cached", "age_seconds", "enabled")
+    __slots__ = ("cached", "age_seconds", "enabled", "fresh_for_seconds", "session", "freshness_reason")
     CACHED_FIELD_NUMBER: _ClassVar[int]
     AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    FRESH_FOR_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    FRESHNESS_REASON_FIELD_NUMBER: _ClassVar[int]
     cached: bool
     age_seconds: float
     enabled: bool
-    def __init__(self, cached: _Optional[bool] = ..., age_seconds: _Optional[float] = ..., enabled: _Optional[bool] = ...) -> None: ...
+    fresh_for_seconds: float
+    session: str
+    freshness_reason: str
+    def __init__(self, cached: _Optional[bool] = ..., age_seconds: _Optional[float] = ..., enabled: _Optional[bool] = ..., fresh_for_seconds: _Optional[float] = ..., session: _Optional[str] = ..., freshness_reason: _Optional[str] = ...) -> None: ...
 
 class GetSectorDataRequest(_message.Message):
     __slots__ = ("symbol",)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from services.market_data.models import Article, Bar, Quote
 
@@ -19,6 +20,15 @@ class PriceProvider(Protocol):
 
     async def history(self, symbol: str, days: int, time_limit: float) -> list[Bar]:
         """The last `days` daily bars, oldest first."""
+        ...
+
+
+@runtime_checkable
+class BatchQuotes(Protocol):
+    """A price provider that answers many quotes per upstream call (FMP)."""
+
+    async def quotes(self, symbols: Sequence[str], time_limit: float) -> dict[str, Quote]:
+        """Quotes by symbol; symbols the provider does not know are absent."""
         ...
 
 

@@ -25,10 +25,12 @@ class Providers:
 
 
 def build_providers(
-    settings: MarketDataSettings, today: Callable[[], dt.date], sessions: HttpSessions
+    settings: MarketDataSettings,
+    today: Callable[[], dt.date],
+    sessions: HttpSessions,
+    synthetic: SyntheticProvider,
 ) -> Providers:
     """Prices from MARKET_PROVIDER; news from NewsAPI when NEWSAPI_KEY is set, else synthetic."""
-    synthetic = SyntheticProvider(today)
     secrets = settings.secrets
     prices: PriceProvider
     if settings.provider == "fmp":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import quote as urlquote
 
 from services.common.json_value import JSON
@@ -18,6 +19,8 @@ from services.market_data.upstream_errors import (
 )
 
 NAME = "fmp"
+# Symbols per batch-quote call: FMP documents no limit; this keeps URLs short.
+BATCH_SIZE = 100
 
 
 class FmpProvider:
@@ -31,7 +34,12 @@ class FmpProvider:
     name = NAME
 
     def __init__(
-        self, http: HttpUpstream, api_key: str, api: str, today: Callable[[], dt.date]
+        self,
+        http: HttpUpstream,
+        api_key: str,
+        api: str,
+        today: Callable[[], dt.date],
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         if api not in ("stable", "v3"):
             raise ValueError(f"FMP api must be stable or v3, got {api!r}")
@@ -39,20 +47,48 @@ class FmpProvider:
         self._key = api_key
         self._api = api
         self._today = today
+        self.batch_size = batch_size
 
     async def quote(self, symbol: str, time_limit: float) -> Quote:
         if self._api == "stable":
             path, params = "/stable/quote", {"symbol": symbol}
         else:
             path, params = f"/api/v3/quote/{urlquote(symbol, safe='')}", {}
-        body = self._checked(await self._get(path, params, time_limit))
+        items = self._quote_items(await self._get(path, params, time_limit))
+        if not items:
+            raise SymbolNotFoundError(f"unknown symbol {symbol}: FMP has no quote for it")
+        return self._quote(items[0], symbol)
+
+    async def quotes(self, symbols: Sequence[str], time_limit: float) -> dict[str, Quote]:
+        """Quotes of many symbols, `batch_size` per call; unknown symbols are left out.
+
+        stable: /stable/batch-quote?symbols=A,B; v3: /api/v3/quote/A,B. Both
+        answer an array of the same quote objects as the one-symbol path.
+        """
+        chunks = [
+            list(symbols[i : i + self.batch_size]) for i in range(0, len(symbols), self.batch_size)
+        ]
+        replies = await asyncio.gather(*(self._batch(chunk, time_limit) for chunk in chunks))
+        return {quote.symbol: quote for reply in replies for quote in reply}
+
+    async def _batch(self, symbols: list[str], time_limit: float) -> list[Quote]:
+        joined = ",".join(symbols)
+        if self._api == "stable":
+            path, params = "/stable/batch-quote", {"symbols": joined}
+        else:
+            path, params = f"/api/v3/quote/{urlquote(joined, safe=',')}", {}
+        items = self._quote_items(await self._get(path, params, time_limit))
+        return [self._quote(item, "") for item in items]
+
+    def _quote_items(self, reply: HttpReply) -> list[dict[str, JSON]]:
+        body = self._checked(reply)
         if not isinstance(body, list):
             raise UpstreamBadResponseError("fmp quote response is not a JSON array")
-        if not body:
-            raise SymbolNotFoundError(f"unknown symbol {symbol}: FMP has no quote for it")
-        item = body[0]
-        if not isinstance(item, dict):
+        if not all(isinstance(item, dict) for item in body):
             raise UpstreamBadResponseError("fmp quote array holds a non-object")
+        return [item for item in body if isinstance(item, dict)]
+
+    def _quote(self, item: dict[str, JSON], symbol: str) -> Quote:
         price = number(item, "price", NAME, required=True)
         previous = number(item, "previousClose", NAME)
         pct_key = "changePercentage" if self._api == "stable" else "changesPercentage"

@@ -9,11 +9,12 @@ import random
 from collections.abc import Callable
 
 from services.market_data.models import Article, Bar, Quote
+from services.market_data.nyse_calendar import NEW_YORK, NyseCalendar
 from services.market_data.providers.catalog import CATALOG, Listing
-from services.market_data.providers.parsing import CLOSE_UTC
 from services.market_data.upstream_errors import SymbolNotFoundError
 
-Today = Callable[[], dt.date]
+# The market clock, Unix seconds.
+Now = Callable[[], float]
 
 _DAILY_SIGMA = 0.012
 
@@ -50,15 +51,9 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(_seed(*parts))
 
 
-def last_trading_day(day: dt.date) -> dt.date:
-    """`day` itself on a weekday, else the Friday before (holidays are not modelled)."""
-    while day.weekday() >= 5:
-        day -= dt.timedelta(days=1)
-    return day
-
-
-def previous_trading_day(day: dt.date) -> dt.date:
-    return last_trading_day(day - dt.timedelta(days=1))
+def end_of_day(day: dt.date) -> float:
+    """The last second of `day` in New York: MARKET_SYNTHETIC_DATE's fixed "now"."""
+    return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=NEW_YORK).timestamp()
 
 
 class SyntheticProvider:
@@ -66,14 +61,27 @@ class SyntheticProvider:
 
     The close of a symbol on a date is a pure function of both (a slow trend
     plus seeded daily noise), so any window of bars is consistent with any
-    other, and the quote is the last trading day's bar: history's last close
-    equals the quote's price, and its previous close is the bar before.
+    other. Sessions follow the NYSE calendar, judged at `now()` (the market
+    clock), and nothing is reported from after "now": during a session the
+    quote is of "now", on the way from the day's open to its close; outside
+    one it is the last completed session's close, and history always ends
+    with the last completed session.
     """
 
     name = "synthetic"
 
-    def __init__(self, today: Today) -> None:
-        self._today = today
+    def __init__(self, now: Now, calendar: NyseCalendar) -> None:
+        self._now = now
+        self._calendar = calendar
+
+    @classmethod
+    def for_date(cls, day: dt.date, calendar: NyseCalendar | None = None) -> SyntheticProvider:
+        """As of the end of `day` (MARKET_SYNTHETIC_DATE): that day's close is the latest."""
+        stamp = end_of_day(day)
+        return cls(lambda: stamp, calendar or NyseCalendar())
+
+    def _previous(self, day: dt.date) -> dt.date:
+        return self._calendar.session_on_or_before(day - dt.timedelta(days=1)).date
 
     def _listing(self, symbol: str) -> Listing:
         listing = CATALOG.get(symbol)
@@ -93,7 +101,7 @@ class SyntheticProvider:
 
     def _bar(self, symbol: str, listing: Listing, day: dt.date) -> Bar:
         close = self._close(symbol, listing, day)
-        prev = self._close(symbol, listing, previous_trading_day(day))
+        prev = self._close(symbol, listing, self._previous(day))
         rng = _rng(symbol, day.isoformat(), "bar")
         open_ = round(prev * math.exp(rng.gauss(0.0, _DAILY_SIGMA / 3)), 2)
         high = round(max(open_, close) * (1 + abs(rng.gauss(0.0, 0.006))), 2)
@@ -103,38 +111,45 @@ class SyntheticProvider:
         return Bar(day.isoformat(), open_, high, low, close, volume)
 
     def bars(self, symbol: str, end: dt.date, days: int) -> list[Bar]:
-        """The `days` trading-day bars ending at `end`, oldest first."""
+        """The `days` session bars ending at `end` (if it trades), oldest first."""
         listing = self._listing(symbol)
-        dates: list[dt.date] = []
-        day = last_trading_day(end)
-        while len(dates) < days:
-            dates.append(day)
-            day = previous_trading_day(day)
-        return [self._bar(symbol, listing, d) for d in reversed(dates)]
+        sessions = self._calendar.sessions_ending(end, days)
+        return [self._bar(symbol, listing, s.date) for s in sessions]
 
     async def quote(self, symbol: str, time_limit: float) -> Quote:
         listing = self._listing(symbol)
-        day = last_trading_day(self._today())
-        bar = self._bar(symbol, listing, day)
-        prev = self._close(symbol, listing, previous_trading_day(day))
-        change = round(bar.close - prev, 2)
-        stamp = dt.datetime.combine(day, CLOSE_UTC).timestamp()
+        market = self._calendar.state_at(self._now())
+        session = market.current or market.last_completed
+        bar = self._bar(symbol, listing, session.date)
+        prev = self._close(symbol, listing, self._previous(session.date))
+        price, high, low, volume = bar.close, bar.high, bar.low, bar.volume
+        stamp = session.closes_at
+        if market.current is not None:
+            # Part way through the session: as far from the open towards the close.
+            done = (market.at - session.opens_at) / (session.closes_at - session.opens_at)
+            price = round(bar.open + (bar.close - bar.open) * done, 2)
+            high = round(max(bar.open, price) + (bar.high - max(bar.open, bar.close)) * done, 2)
+            low = round(min(bar.open, price) - (min(bar.open, bar.close) - bar.low) * done, 2)
+            volume = int(bar.volume * done)
+            stamp = market.at
+        change = round(price - prev, 2)
         return Quote(
             symbol=symbol,
             name=listing.name,
-            price=bar.close,
+            price=price,
             change=change,
             change_percent=round(change / prev * 100, 4),
             open=bar.open,
-            day_high=bar.high,
-            day_low=bar.low,
+            day_high=high,
+            day_low=low,
             previous_close=prev,
-            volume=bar.volume,
+            volume=volume,
             timestamp=stamp,
         )
 
     async def history(self, symbol: str, days: int, time_limit: float) -> list[Bar]:
-        return self.bars(symbol, self._today(), days)
+        last = self._calendar.state_at(self._now()).last_completed
+        return self.bars(symbol, last.date, days)
 
     async def news(self, symbol: str, day: dt.date, limit: int, time_limit: float) -> list[Article]:
         listing = self._listing(symbol)

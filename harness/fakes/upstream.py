@@ -1,11 +1,12 @@
 """A fake market-data upstream speaking FMP (stable and v3), Alpha Vantage and NewsAPI.
 
 In-process:  `async with FakeUpstream() as fake: ... fake.url ... fake.calls("fmp")`
-Subprocess:  `python -m tests.fakes.upstream --port 0 --ready-file F --delay-ms 100`
+Subprocess:  `python -m harness.fakes.upstream --port 0 --ready-file F --delay-ms 100`
              (control it over HTTP: POST/DELETE /_control/fault, POST /_control/delay,
              POST /_control/hold, GET /_control/calls, POST /_control/reset)
 
-It counts calls per endpoint and symbol, checks the API key the way each API
+It counts calls per endpoint and symbol (a batch quote counts once, under its
+comma list of symbols), checks the API key the way each API
 does, and injects faults on demand: http500, http503, timeout (hangs), slow,
 garbage (not JSON), rate_limit, rate_limit_info (Alpha Vantage "Information"),
 empty (empty quote / unknown symbol), bad_key.
@@ -27,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.market_formats import (
+from harness.fakes.market_formats import (
     AV_BAD_KEY,
     AV_INFORMATION,
     AV_INVALID_CALL,
@@ -77,12 +78,16 @@ class FakeUpstream:
         host: str = "127.0.0.1",
         port: int = 0,
         today: dt.date | None = None,
+        extra_symbols: int = 0,
     ) -> None:
         self.api_key = api_key
         self.delay_ms = delay_ms
         self.host = host
         self.port = port
         self.book = MarketBook(today)
+        # Made-up tickers beyond the named ones, for workloads over many symbols.
+        for i in range(extra_symbols):
+            self.book.names[extra_symbol(i)] = f"Synthetic Holdings {i}"
         self.faults: list[Fault] = []
         self._counts: Counter[tuple[str, str]] = Counter()
         self._release = asyncio.Event()
@@ -101,6 +106,7 @@ class FakeUpstream:
     async def start(self) -> FakeUpstream:
         app = web.Application()
         app.router.add_get("/stable/quote", self._fmp_stable_quote)
+        app.router.add_get("/stable/batch-quote", self._fmp_stable_batch_quote)
         app.router.add_get("/api/v3/quote/{symbol}", self._fmp_v3_quote)
         app.router.add_get("/stable/historical-price-eod/full", self._fmp_stable_history)
         app.router.add_get("/api/v3/historical-price-full/{symbol}", self._fmp_v3_history)
@@ -234,11 +240,44 @@ class FakeUpstream:
             return web.json_response([])
         return web.json_response(self.book.fmp_quote(symbol, stable))
 
+    async def _fmp_batch_quote(
+        self, request: web.Request, joined: str, stable: bool
+    ) -> web.Response:
+        # One call (counted once, under the comma list); one quote object per
+        # known symbol, in one array, exactly as the one-symbol path; unknown
+        # symbols are left out.
+        name = "fmp.stable.batch-quote" if stable else "fmp.v3.batch-quote"
+        fault = await self._begin("fmp", name, joined)
+        error = self._fmp_error(request, fault)
+        if error is not None:
+            return error
+        if _kind(fault) == "empty":
+            return web.json_response([])
+        symbols = [s.strip() for s in joined.split(",") if s.strip()]
+        known = [s for s in symbols if self.book.knows(s)]
+        return web.json_response([item for s in known for item in self.book.fmp_quote(s, stable)])
+
     async def _fmp_stable_quote(self, request: web.Request) -> web.Response:
         return await self._fmp_quote(request, request.query.get("symbol", ""), True)
 
+    async def _fmp_stable_batch_quote(self, request: web.Request) -> web.Response:
+        return await self._fmp_batch_quote(request, request.query.get("symbols", ""), True)
+
     async def _fmp_v3_quote(self, request: web.Request) -> web.Response:
-        return await self._fmp_quote(request, request.match_info["symbol"], False)
+        # v3 takes a comma list on the same path: /api/v3/quote/AAPL,MSFT.
+        symbol = request.match_info["symbol"]
+        if "," in symbol:
+            return await self._fmp_batch_quote(request, symbol, False)
+        return await self._fmp_quote(request, symbol, False)
+
+    def batch_symbols(self, endpoint: str = "fmp.stable.batch-quote") -> list[list[str]]:
+        """The symbols of each batch call so far (one list per call; repeats repeated)."""
+        return [
+            sym.split(",")
+            for (name, sym), n in self._counts.items()
+            if name == endpoint
+            for _ in range(n)
+        ]
 
     async def _fmp_stable_history(self, request: web.Request) -> web.Response:
         symbol = request.query.get("symbol", "")
@@ -360,6 +399,11 @@ class FakeUpstream:
         return web.json_response({"total": 0})
 
 
+def extra_symbol(i: int) -> str:
+    """The i-th made-up ticker (`--extra-symbols`)."""
+    return f"ZX{i:03d}"
+
+
 def _kind(fault: Fault | None) -> str:
     return "" if fault is None else fault.kind
 
@@ -371,6 +415,7 @@ async def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         today=dt.date.fromisoformat(args.today) if args.today else None,
+        extra_symbols=args.extra_symbols,
     )
     await fake.start()
     if args.ready_file:
@@ -394,6 +439,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delay-ms", type=int, default=0)
     parser.add_argument("--api-key", default=DEFAULT_KEY)
     parser.add_argument("--today", default="", help="pin the fake's date (YYYY-MM-DD)")
+    parser.add_argument(
+        "--extra-symbols", type=int, default=0, help="also quote this many made-up tickers"
+    )
     asyncio.run(_serve(parser.parse_args(argv)))
 
 
