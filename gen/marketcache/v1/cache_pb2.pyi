@@ -15,16 +15,18 @@ class GetRequest(_message.Message):
     def __init__(self, key: _Optional[str] = ...) -> None: ...
 
 class GetResponse(_message.Message):
-    __slots__ = ("key", "found", "value", "ttl_remaining_seconds")
+    __slots__ = ("key", "found", "value", "ttl_remaining_seconds", "position")
     KEY_FIELD_NUMBER: _ClassVar[int]
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     TTL_REMAINING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     key: str
     found: bool
     value: _struct_pb2.Value
     ttl_remaining_seconds: int
-    def __init__(self, key: _Optional[str] = ..., found: _Optional[bool] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., ttl_remaining_seconds: _Optional[int] = ...) -> None: ...
+    position: Position
+    def __init__(self, key: _Optional[str] = ..., found: _Optional[bool] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., ttl_remaining_seconds: _Optional[int] = ..., position: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
 
 class SetRequest(_message.Message):
     __slots__ = ("key", "value", "ttl_seconds")
@@ -65,16 +67,18 @@ class MGetRequest(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MGetResult(_message.Message):
-    __slots__ = ("key", "found", "value", "ttl_remaining_seconds")
+    __slots__ = ("key", "found", "value", "ttl_remaining_seconds", "position")
     KEY_FIELD_NUMBER: _ClassVar[int]
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     TTL_REMAINING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     key: str
     found: bool
     value: _struct_pb2.Value
     ttl_remaining_seconds: int
-    def __init__(self, key: _Optional[str] = ..., found: _Optional[bool] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., ttl_remaining_seconds: _Optional[int] = ...) -> None: ...
+    position: Position
+    def __init__(self, key: _Optional[str] = ..., found: _Optional[bool] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., ttl_remaining_seconds: _Optional[int] = ..., position: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
 
 class MGetResponse(_message.Message):
     __slots__ = ("results",)
@@ -99,10 +103,12 @@ class MSetRequest(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[MSetItem, _Mapping]]] = ...) -> None: ...
 
 class MSetResponse(_message.Message):
-    __slots__ = ("written",)
+    __slots__ = ("written", "positions")
     WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
     written: int
-    def __init__(self, written: _Optional[int] = ...) -> None: ...
+    positions: _containers.RepeatedCompositeFieldContainer[Position]
+    def __init__(self, written: _Optional[int] = ..., positions: _Optional[_Iterable[_Union[Position, _Mapping]]] = ...) -> None: ...
 
 class ClearRequest(_message.Message):
     __slots__ = ("prefix",)
@@ -111,12 +117,14 @@ class ClearRequest(_message.Message):
     def __init__(self, prefix: _Optional[str] = ...) -> None: ...
 
 class ClearResponse(_message.Message):
-    __slots__ = ("prefix", "deleted")
+    __slots__ = ("prefix", "deleted", "position")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     deleted: int
-    def __init__(self, prefix: _Optional[str] = ..., deleted: _Optional[int] = ...) -> None: ...
+    position: Position
+    def __init__(self, prefix: _Optional[str] = ..., deleted: _Optional[int] = ..., position: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
 
 class HealthRequest(_message.Message):
     __slots__ = ()
@@ -261,3 +269,163 @@ class OwnerRedirect(_message.Message):
     address: str
     epoch: int
     def __init__(self, prefix: _Optional[str] = ..., node_id: _Optional[str] = ..., address: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class Position(_message.Message):
+    __slots__ = ("prefix", "epoch", "sequence")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    epoch: int
+    sequence: int
+    def __init__(self, prefix: _Optional[str] = ..., epoch: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class WriteOp(_message.Message):
+    __slots__ = ("key", "set", "delete")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SET_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    set: SetOp
+    delete: DeleteOp
+    def __init__(self, key: _Optional[str] = ..., set: _Optional[_Union[SetOp, _Mapping]] = ..., delete: _Optional[_Union[DeleteOp, _Mapping]] = ...) -> None: ...
+
+class SetOp(_message.Message):
+    __slots__ = ("value", "ttl_seconds")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    value: _struct_pb2.Value
+    ttl_seconds: int
+    def __init__(self, value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class DeleteOp(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WriteBatchRequest(_message.Message):
+    __slots__ = ("ops",)
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    ops: _containers.RepeatedCompositeFieldContainer[WriteOp]
+    def __init__(self, ops: _Optional[_Iterable[_Union[WriteOp, _Mapping]]] = ...) -> None: ...
+
+class WriteResult(_message.Message):
+    __slots__ = ("key", "code", "message", "ttl_seconds", "deleted", "position")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    code: int
+    message: str
+    ttl_seconds: int
+    deleted: bool
+    position: Position
+    def __init__(self, key: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., deleted: _Optional[bool] = ..., position: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
+
+class WriteBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[WriteResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[WriteResult, _Mapping]]] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("prefixes",)
+    PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    prefixes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, prefixes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WatchEvent(_message.Message):
+    __slots__ = ("prefix", "position", "started", "invalidation", "heartbeat", "reset")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATION_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    position: Position
+    started: WatchStarted
+    invalidation: Invalidation
+    heartbeat: WatchHeartbeat
+    reset: WatchReset
+    def __init__(self, prefix: _Optional[str] = ..., position: _Optional[_Union[Position, _Mapping]] = ..., started: _Optional[_Union[WatchStarted, _Mapping]] = ..., invalidation: _Optional[_Union[Invalidation, _Mapping]] = ..., heartbeat: _Optional[_Union[WatchHeartbeat, _Mapping]] = ..., reset: _Optional[_Union[WatchReset, _Mapping]] = ...) -> None: ...
+
+class WatchStarted(_message.Message):
+    __slots__ = ("valid_for_ms",)
+    VALID_FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    valid_for_ms: int
+    def __init__(self, valid_for_ms: _Optional[int] = ...) -> None: ...
+
+class Invalidation(_message.Message):
+    __slots__ = ("keys", "whole_prefix")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    whole_prefix: bool
+    def __init__(self, keys: _Optional[_Iterable[str]] = ..., whole_prefix: _Optional[bool] = ...) -> None: ...
+
+class WatchHeartbeat(_message.Message):
+    __slots__ = ("valid_for_ms",)
+    VALID_FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    valid_for_ms: int
+    def __init__(self, valid_for_ms: _Optional[int] = ...) -> None: ...
+
+class WatchReset(_message.Message):
+    __slots__ = ("reason", "redirect")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    redirect: OwnerRedirect
+    def __init__(self, reason: _Optional[str] = ..., redirect: _Optional[_Union[OwnerRedirect, _Mapping]] = ...) -> None: ...
+
+class ScanRequest(_message.Message):
+    __slots__ = ("prefix", "cursor", "limit", "match")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    cursor: str
+    limit: int
+    match: str
+    def __init__(self, prefix: _Optional[str] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ..., match: _Optional[str] = ...) -> None: ...
+
+class ScanResponse(_message.Message):
+    __slots__ = ("keys", "next_cursor")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    next_cursor: str
+    def __init__(self, keys: _Optional[_Iterable[str]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class ExportRequest(_message.Message):
+    __slots__ = ("prefix",)
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+
+class ExportEntry(_message.Message):
+    __slots__ = ("key", "value", "ttl_seconds")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: _struct_pb2.Value
+    ttl_seconds: int
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class ImportRequest(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[ExportEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[ExportEntry, _Mapping]]] = ...) -> None: ...
+
+class ImportResponse(_message.Message):
+    __slots__ = ("imported", "chunks")
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    imported: int
+    chunks: int
+    def __init__(self, imported: _Optional[int] = ..., chunks: _Optional[int] = ...) -> None: ...

@@ -84,6 +84,31 @@ class CacheServiceStub:
                 request_serializer=marketcache_dot_v1_dot_cache__pb2.ListOwnersRequest.SerializeToString,
                 response_deserializer=marketcache_dot_v1_dot_cache__pb2.ListOwnersResponse.FromString,
                 _registered_method=True)
+        self.WriteBatch = channel.unary_unary(
+                '/marketcache.v1.CacheService/WriteBatch',
+                request_serializer=marketcache_dot_v1_dot_cache__pb2.WriteBatchRequest.SerializeToString,
+                response_deserializer=marketcache_dot_v1_dot_cache__pb2.WriteBatchResponse.FromString,
+                _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/marketcache.v1.CacheService/Watch',
+                request_serializer=marketcache_dot_v1_dot_cache__pb2.WatchRequest.SerializeToString,
+                response_deserializer=marketcache_dot_v1_dot_cache__pb2.WatchEvent.FromString,
+                _registered_method=True)
+        self.Scan = channel.unary_unary(
+                '/marketcache.v1.CacheService/Scan',
+                request_serializer=marketcache_dot_v1_dot_cache__pb2.ScanRequest.SerializeToString,
+                response_deserializer=marketcache_dot_v1_dot_cache__pb2.ScanResponse.FromString,
+                _registered_method=True)
+        self.Export = channel.unary_stream(
+                '/marketcache.v1.CacheService/Export',
+                request_serializer=marketcache_dot_v1_dot_cache__pb2.ExportRequest.SerializeToString,
+                response_deserializer=marketcache_dot_v1_dot_cache__pb2.ExportEntry.FromString,
+                _registered_method=True)
+        self.Import = channel.stream_unary(
+                '/marketcache.v1.CacheService/Import',
+                request_serializer=marketcache_dot_v1_dot_cache__pb2.ImportRequest.SerializeToString,
+                response_deserializer=marketcache_dot_v1_dot_cache__pb2.ImportResponse.FromString,
+                _registered_method=True)
 
 
 class CacheServiceServicer:
@@ -159,6 +184,45 @@ class CacheServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WriteBatch(self, request, context):
+        """Several writes in one call, each validated, committed and answered on its
+        own (a status per item): what the client's auto-batching sends. Unlike
+        MSet, one bad item fails only itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """Near-cache invalidations: the owner of each watched prefix streams where
+        the prefix stands, one invalidation per commit group in commit order,
+        heartbeats bounded by its lease, and a reset when it cannot go on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Scan(self, request, context):
+        """The keys of one prefix, a page at a time (a cursor, never KEYS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Export(self, request, context):
+        """Admin: every live entry of one prefix (or of all) with its remaining TTL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Import(self, request_iterator, context):
+        """Admin: entries in chunks, each chunk validated whole and acknowledged once durable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CacheServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +275,31 @@ def add_CacheServiceServicer_to_server(servicer, server):
                     servicer.ListOwners,
                     request_deserializer=marketcache_dot_v1_dot_cache__pb2.ListOwnersRequest.FromString,
                     response_serializer=marketcache_dot_v1_dot_cache__pb2.ListOwnersResponse.SerializeToString,
+            ),
+            'WriteBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteBatch,
+                    request_deserializer=marketcache_dot_v1_dot_cache__pb2.WriteBatchRequest.FromString,
+                    response_serializer=marketcache_dot_v1_dot_cache__pb2.WriteBatchResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=marketcache_dot_v1_dot_cache__pb2.WatchRequest.FromString,
+                    response_serializer=marketcache_dot_v1_dot_cache__pb2.WatchEvent.SerializeToString,
+            ),
+            'Scan': grpc.unary_unary_rpc_method_handler(
+                    servicer.Scan,
+                    request_deserializer=marketcache_dot_v1_dot_cache__pb2.ScanRequest.FromString,
+                    response_serializer=marketcache_dot_v1_dot_cache__pb2.ScanResponse.SerializeToString,
+            ),
+            'Export': grpc.unary_stream_rpc_method_handler(
+                    servicer.Export,
+                    request_deserializer=marketcache_dot_v1_dot_cache__pb2.ExportRequest.FromString,
+                    response_serializer=marketcache_dot_v1_dot_cache__pb2.ExportEntry.SerializeToString,
+            ),
+            'Import': grpc.stream_unary_rpc_method_handler(
+                    servicer.Import,
+                    request_deserializer=marketcache_dot_v1_dot_cache__pb2.ImportRequest.FromString,
+                    response_serializer=marketcache_dot_v1_dot_cache__pb2.ImportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -483,6 +572,141 @@ class CacheService:
             '/marketcache.v1.CacheService/ListOwners',
             marketcache_dot_v1_dot_cache__pb2.ListOwnersRequest.SerializeToString,
             marketcache_dot_v1_dot_cache__pb2.ListOwnersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketcache.v1.CacheService/WriteBatch',
+            marketcache_dot_v1_dot_cache__pb2.WriteBatchRequest.SerializeToString,
+            marketcache_dot_v1_dot_cache__pb2.WriteBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/marketcache.v1.CacheService/Watch',
+            marketcache_dot_v1_dot_cache__pb2.WatchRequest.SerializeToString,
+            marketcache_dot_v1_dot_cache__pb2.WatchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marketcache.v1.CacheService/Scan',
+            marketcache_dot_v1_dot_cache__pb2.ScanRequest.SerializeToString,
+            marketcache_dot_v1_dot_cache__pb2.ScanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Export(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/marketcache.v1.CacheService/Export',
+            marketcache_dot_v1_dot_cache__pb2.ExportRequest.SerializeToString,
+            marketcache_dot_v1_dot_cache__pb2.ExportEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Import(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/marketcache.v1.CacheService/Import',
+            marketcache_dot_v1_dot_cache__pb2.ImportRequest.SerializeToString,
+            marketcache_dot_v1_dot_cache__pb2.ImportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,22 @@ class CacheServiceStub:
     """GetOwnership names the process that owns a prefix (or a key's prefix)."""
     ListOwners: _grpc.UnaryUnaryMultiCallable[_cache_pb2.ListOwnersRequest, _cache_pb2.ListOwnersResponse]
     """ListOwners lists live members and the leases they hold."""
+    WriteBatch: _grpc.UnaryUnaryMultiCallable[_cache_pb2.WriteBatchRequest, _cache_pb2.WriteBatchResponse]
+    """Several writes in one call, each validated, committed and answered on its
+    own (a status per item): what the client's auto-batching sends. Unlike
+    MSet, one bad item fails only itself.
+    """
+    Watch: _grpc.UnaryStreamMultiCallable[_cache_pb2.WatchRequest, _cache_pb2.WatchEvent]
+    """Near-cache invalidations: the owner of each watched prefix streams where
+    the prefix stands, one invalidation per commit group in commit order,
+    heartbeats bounded by its lease, and a reset when it cannot go on.
+    """
+    Scan: _grpc.UnaryUnaryMultiCallable[_cache_pb2.ScanRequest, _cache_pb2.ScanResponse]
+    """The keys of one prefix, a page at a time (a cursor, never KEYS)."""
+    Export: _grpc.UnaryStreamMultiCallable[_cache_pb2.ExportRequest, _cache_pb2.ExportEntry]
+    """Admin: every live entry of one prefix (or of all) with its remaining TTL."""
+    Import: _grpc.StreamUnaryMultiCallable[_cache_pb2.ImportRequest, _cache_pb2.ImportResponse]
+    """Admin: entries in chunks, each chunk validated whole and acknowledged once durable."""
 
 @_typing.type_check_only
 class CacheServiceAsyncStub(CacheServiceStub):
@@ -78,6 +94,22 @@ class CacheServiceAsyncStub(CacheServiceStub):
     """GetOwnership names the process that owns a prefix (or a key's prefix)."""
     ListOwners: _aio.UnaryUnaryMultiCallable[_cache_pb2.ListOwnersRequest, _cache_pb2.ListOwnersResponse]  # type: ignore[assignment]
     """ListOwners lists live members and the leases they hold."""
+    WriteBatch: _aio.UnaryUnaryMultiCallable[_cache_pb2.WriteBatchRequest, _cache_pb2.WriteBatchResponse]  # type: ignore[assignment]
+    """Several writes in one call, each validated, committed and answered on its
+    own (a status per item): what the client's auto-batching sends. Unlike
+    MSet, one bad item fails only itself.
+    """
+    Watch: _aio.UnaryStreamMultiCallable[_cache_pb2.WatchRequest, _cache_pb2.WatchEvent]  # type: ignore[assignment]
+    """Near-cache invalidations: the owner of each watched prefix streams where
+    the prefix stands, one invalidation per commit group in commit order,
+    heartbeats bounded by its lease, and a reset when it cannot go on.
+    """
+    Scan: _aio.UnaryUnaryMultiCallable[_cache_pb2.ScanRequest, _cache_pb2.ScanResponse]  # type: ignore[assignment]
+    """The keys of one prefix, a page at a time (a cursor, never KEYS)."""
+    Export: _aio.UnaryStreamMultiCallable[_cache_pb2.ExportRequest, _cache_pb2.ExportEntry]  # type: ignore[assignment]
+    """Admin: every live entry of one prefix (or of all) with its remaining TTL."""
+    Import: _aio.StreamUnaryMultiCallable[_cache_pb2.ImportRequest, _cache_pb2.ImportResponse]  # type: ignore[assignment]
+    """Admin: entries in chunks, each chunk validated whole and acknowledged once durable."""
 
 class CacheServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -159,5 +191,51 @@ class CacheServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_cache_pb2.ListOwnersResponse, _abc.Awaitable[_cache_pb2.ListOwnersResponse]]:
         """ListOwners lists live members and the leases they hold."""
+
+    @_abc_1.abstractmethod
+    def WriteBatch(
+        self,
+        request: _cache_pb2.WriteBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cache_pb2.WriteBatchResponse, _abc.Awaitable[_cache_pb2.WriteBatchResponse]]:
+        """Several writes in one call, each validated, committed and answered on its
+        own (a status per item): what the client's auto-batching sends. Unlike
+        MSet, one bad item fails only itself.
+        """
+
+    @_abc_1.abstractmethod
+    def Watch(
+        self,
+        request: _cache_pb2.WatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_cache_pb2.WatchEvent], _abc.AsyncIterator[_cache_pb2.WatchEvent]]:
+        """Near-cache invalidations: the owner of each watched prefix streams where
+        the prefix stands, one invalidation per commit group in commit order,
+        heartbeats bounded by its lease, and a reset when it cannot go on.
+        """
+
+    @_abc_1.abstractmethod
+    def Scan(
+        self,
+        request: _cache_pb2.ScanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cache_pb2.ScanResponse, _abc.Awaitable[_cache_pb2.ScanResponse]]:
+        """The keys of one prefix, a page at a time (a cursor, never KEYS)."""
+
+    @_abc_1.abstractmethod
+    def Export(
+        self,
+        request: _cache_pb2.ExportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_cache_pb2.ExportEntry], _abc.AsyncIterator[_cache_pb2.ExportEntry]]:
+        """Admin: every live entry of one prefix (or of all) with its remaining TTL."""
+
+    @_abc_1.abstractmethod
+    def Import(
+        self,
+        request_iterator: _MaybeAsyncIterator[_cache_pb2.ImportRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_cache_pb2.ImportResponse, _abc.Awaitable[_cache_pb2.ImportResponse]]:
+        """Admin: entries in chunks, each chunk validated whole and acknowledged once durable."""
 
 def add_CacheServiceServicer_to_server(servicer: CacheServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
