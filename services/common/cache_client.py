@@ -23,6 +23,7 @@ from services.common.channel_pool import ChannelPool
 from services.common.config import Env
 from services.common.errors import status_details
 from services.common.json_value import JSON, from_value, to_value
+from services.common.singleflight import Group
 from services.common.tls import TlsConfig
 from services.common.wire import OWNER_HEADER
 
@@ -110,6 +111,8 @@ class CacheClient:
         self.routes: dict[str, str] = {}
         # Times get_or_fetch fell back to the fetcher because the cache failed.
         self.fallbacks = 0
+        # get_or_fetch's misses in flight, by key: concurrent misses share one fetch.
+        self._fetches: Group[JSON] = Group()
         self._fallback_counter: Counter | None = None
         if registry is not None:
             self._fallback_counter = Counter(
@@ -330,6 +333,7 @@ class CacheClient:
 
         A cache failure never fails the caller: it is logged, counted in
         `fallbacks` and cache_client_fallbacks_total{op}, and the fetcher answers.
+        Concurrent misses for one key call the fetcher once (singleflight).
         Errors of the fetcher itself propagate. A None result is returned but not
         cached (as in the seed); use set() with a short TTL for negative caching.
         """
@@ -340,6 +344,14 @@ class CacheClient:
             entry = None
         if entry is not None:
             return entry.value
+        # Concurrent misses for one key make one fetcher call and one Set; the
+        # callers that join share its value (or its error). The first caller's
+        # fetcher and TTL serve them all: one key, one meaning.
+        return await self._fetches.do(key, lambda: self._fetch_and_store(key, fetcher, ttl))
+
+    async def _fetch_and_store(
+        self, key: str, fetcher: Callable[[], Awaitable[JSON]], ttl: int
+    ) -> JSON:
         value = await fetcher()
         if value is not None:
             try:

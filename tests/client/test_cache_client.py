@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from services.common.cache_client import (
 from services.common.config import ConfigError, Env
 from tests.cache.harness import ADMIN_TOKEN, make_server
 from tests.conftest import free_port
+from tests.support.polling import eventually
 
 
 @pytest.fixture
@@ -172,6 +174,37 @@ async def test_get_or_fetch_uses_the_cache_then_the_fetcher(client: CacheClient)
 
     with pytest.raises(RuntimeError, match="upstream down"):  # the fetcher's own errors surface
         await client.get_or_fetch("stock:ERR", broken)
+
+
+async def test_concurrent_misses_of_one_key_call_the_fetcher_once(client: CacheClient) -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def fetch() -> dict[str, int]:
+        calls.append("quote:AAPL")
+        await release.wait()  # every caller misses before the first fetch answers
+        return {"price": 7}
+
+    async def failing() -> int:
+        calls.append("quote:ERR")
+        await release.wait()
+        raise RuntimeError("upstream down")
+
+    readers = [asyncio.ensure_future(client.get_or_fetch("quote:AAPL", fetch)) for _ in range(50)]
+    broken = [asyncio.ensure_future(client.get_or_fetch("quote:ERR", failing)) for _ in range(5)]
+    await eventually(lambda: len(calls) == 2, what="both flights started")
+    release.set()
+    assert await asyncio.gather(*readers) == [{"price": 7}] * 50
+    errors = await asyncio.gather(*broken, return_exceptions=True)
+    assert all(isinstance(e, RuntimeError) and "upstream down" in str(e) for e in errors)
+    assert sorted(calls) == ["quote:AAPL", "quote:ERR"]  # one fetch per key, not per caller
+    assert (await client.get_entry("quote:AAPL")) is not None  # stored once, by the flight
+    # A later miss (the error was not cached) fetches again.
+    release.clear()
+    release.set()
+    with pytest.raises(RuntimeError):
+        await client.get_or_fetch("quote:ERR", failing)
+    assert calls.count("quote:ERR") == 2
 
 
 async def test_get_or_fetch_survives_a_stopped_cache_and_counts_the_fallback(
