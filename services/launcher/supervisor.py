@@ -210,7 +210,12 @@ class Launcher:
 
     def _announce(self) -> None:
         gateway = f"http://{self._gateway_address()}"
-        lines = [f"marketcache ready: {gateway}", f"  REST gateway   {gateway}  (/openapi.json)"]
+        lines = [
+            f"marketcache ready: {gateway}",
+            f"  dashboard      {gateway}/dashboard",
+            f"  API docs       {gateway}/docs  (Swagger UI over /openapi.json)",
+            f"  REST gateway   {gateway}  (/openapi.json)",
+        ]
         for child in self.children:
             if "grpc" in child.info:
                 lines.append(
@@ -222,6 +227,7 @@ class Launcher:
         lines += [
             f"  admin token    {self.token}",
             f"  try: curl -s {gateway}/api/v1/sectors/snapshot",
+            "       .venv/bin/marketcache --help   (the CLI; CACHE_ADDR and ADMIN_TOKEN as above)",
             f"       curl -s -X POST -H 'Authorization: Bearer {self.token}' "
             f"{gateway}/api/v1/sectors/cache/warm",
             "Ctrl-C stops everything.",
