@@ -7,8 +7,21 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 
+class _Fenced:
+    """A write made under a prefix's lease: it commits only while that lease holds."""
+
+    __slots__ = ()
+    prefix: str
+    epoch: int
+
+    @property
+    def fence(self) -> tuple[str, int]:
+        """The (prefix, epoch) lease this write needs at commit."""
+        return (self.prefix, self.epoch)
+
+
 @dataclass(slots=True)
-class Put:
+class Put(_Fenced):
     """Insert or replace one entry."""
 
     key: str
@@ -20,14 +33,9 @@ class Put:
     # Fencing token of the prefix's lease when the write was admitted.
     epoch: int = 1
 
-    @property
-    def fence(self) -> tuple[str, int]:
-        """The (prefix, epoch) lease this write needs at commit."""
-        return (self.prefix, self.epoch)
-
 
 @dataclass(slots=True)
-class Remove:
+class Remove(_Fenced):
     """Delete one entry; the outcome says whether a live one existed."""
 
     key: str
@@ -35,24 +43,14 @@ class Remove:
     seq: int
     epoch: int = 1
 
-    @property
-    def fence(self) -> tuple[str, int]:
-        """The (prefix, epoch) lease this write needs at commit."""
-        return (self.prefix, self.epoch)
-
 
 @dataclass(slots=True)
-class ClearPrefix:
+class ClearPrefix(_Fenced):
     """Delete every entry of a prefix; the outcome is how many live ones there were."""
 
     prefix: str
     seq: int
     epoch: int = 1
-
-    @property
-    def fence(self) -> tuple[str, int]:
-        """The (prefix, epoch) lease this write needs at commit."""
-        return (self.prefix, self.epoch)
 
 
 @dataclass(slots=True)
