@@ -135,7 +135,8 @@ def _market_env(upstream: UpstreamProcess, cache_addr: str) -> dict[str, str]:
         "FMP_BASE_URL": upstream.url,
         "NEWSAPI_KEY": API_KEY,
         "NEWSAPI_BASE_URL": upstream.url,
-        "MARKET_SYNTHETIC_DATE": "2025-01-15",
+        # A mid-session instant: the 1 s regular-hours TTLs apply whatever the wall clock says.
+        "MARKET_NOW": "2025-01-15T11:00:00-05:00",
         # Fresh for a second, so a cached copy turns stale within the test.
         "MARKET_TTL_QUOTE": "1",
         "MARKET_TTL_HISTORY": "1",
