@@ -19,6 +19,8 @@ class Put:
     seq: int
     # Fencing token of the prefix's lease when the write was admitted.
     epoch: int = 1
+    # The prefix's sequence of the commit group that settled it (0 until then).
+    commit_seq: int = 0
 
     @property
     def fence(self) -> tuple[str, int]:
@@ -34,6 +36,7 @@ class Remove:
     prefix: str
     seq: int
     epoch: int = 1
+    commit_seq: int = 0
 
     @property
     def fence(self) -> tuple[str, int]:
@@ -48,6 +51,7 @@ class ClearPrefix:
     prefix: str
     seq: int
     epoch: int = 1
+    commit_seq: int = 0
 
     @property
     def fence(self) -> tuple[str, int]:
