@@ -66,10 +66,12 @@ async def run_history(
             try:
                 await asyncio.to_thread(proc.popen.wait, 60)
             except subprocess.TimeoutExpired:
-                dump = subprocess.run(
+                dump = await asyncio.to_thread(
+                    subprocess.run,
                     [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(proc.pid)],
                     capture_output=True,
                     text=True,
+                    check=False,
                 )
                 raise AssertionError(f"{proc.name} did not stop:\n{dump.stdout}") from None
             finally:
@@ -181,4 +183,4 @@ class _raw_watch:  # noqa: N801 (used as a context manager)
 
     async def __aexit__(self, *exc: object) -> None:
         self._call.cancel()
-        await self._channel.close()
+        await self._channel.close(None)
