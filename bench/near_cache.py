@@ -25,6 +25,7 @@ from bench.results import (
     INVAL_LOAD_P50,
     INVAL_LOAD_P99,
     NEAR_GET,
+    NEAR_ROWS,
     PLAIN_GET,
     REDIS_ASYNC_GET,
     REDIS_SYNC_GET,
@@ -39,18 +40,7 @@ from services.common.cache_client import CacheClient
 from services.common.near_cache import NearCache
 
 NEAR_ENV = {"CACHE_NEAR_CACHE_BYTES": "67108864", "CACHE_NEAR_MAX_STALENESS_MS": "1000"}
-ROWS = (
-    NEAR_GET,
-    PLAIN_GET,
-    REDIS_SYNC_GET,
-    REDIS_ASYNC_GET,
-    DICT_GET,
-    INVAL_IDLE_P50,
-    INVAL_IDLE_P99,
-    INVAL_LOAD_P50,
-    INVAL_LOAD_P99,
-    SNAP_NEAR_P50,
-)
+ROWS = NEAR_ROWS
 # Calls per hot-Get sample and invalidations timed, per mode.
 COUNTS = {"smoke": (200, 10), "quick": (5_000, 200), "full": (20_000, 1_000)}
 VALUE = {"symbol": "AAPL", "price": 189.25, "volume": 51234567, "ts": "2026-11-24T15:59:00Z"}

@@ -122,6 +122,18 @@ INVAL_LOAD_P99 = Row("near_inval_load_p99", "Invalidation, 1,000 writes/s: p99",
 SNAP_NEAR_P50 = Row(
     "near_snapshot_warm_p50", "REST sector snapshot, warm, near on: p50", "ms", False
 )
+NEAR_ROWS = (
+    NEAR_GET,
+    PLAIN_GET,
+    REDIS_SYNC_GET,
+    REDIS_ASYNC_GET,
+    DICT_GET,
+    INVAL_IDLE_P50,
+    INVAL_IDLE_P99,
+    INVAL_LOAD_P50,
+    INVAL_LOAD_P99,
+    SNAP_NEAR_P50,
+)
 SYSTEM_ROWS = (
     RESTART_EMPTY,
     RESTART_SERVING,
@@ -138,16 +150,7 @@ SYSTEM_ROWS = (
     REFRESH_PLAIN_P99,
     DIRECT_P50,
     FORWARD_P50,
-    NEAR_GET,
-    PLAIN_GET,
-    REDIS_SYNC_GET,
-    REDIS_ASYNC_GET,
-    DICT_GET,
-    INVAL_IDLE_P50,
-    INVAL_IDLE_P99,
-    INVAL_LOAD_P50,
-    INVAL_LOAD_P99,
-    SNAP_NEAR_P50,
+    *NEAR_ROWS,
 )
 
 

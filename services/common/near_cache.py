@@ -225,14 +225,8 @@ class NearCache:
         self, prefix: str, at: cache_pb2.Position, keys: Iterable[str], whole_prefix: bool
     ) -> bool:
         """Apply one commit group's invalidation; False when the stream must start again."""
-        state = self._prefixes.get(prefix)
-        if state is None or not state.live:
-            return False
-        if at.epoch != state.epoch:
-            self.flush(prefix, "epoch")
-            return False
-        if at.sequence != state.sequence + 1:
-            self.flush(prefix, "gap")
+        state = self._in_order(prefix, at, 1)
+        if state is None:
             return False
         state.sequence = at.sequence
         if whole_prefix:
@@ -249,14 +243,8 @@ class NearCache:
         self, prefix: str, at: cache_pb2.Position, valid_for_ms: int, sent_ms: int
     ) -> bool:
         """Nothing changed up to `at`: trust the prefix a while longer; False to start again."""
-        state = self._prefixes.get(prefix)
-        if state is None or not state.live:
-            return False
-        if at.epoch != state.epoch:
-            self.flush(prefix, "epoch")
-            return False
-        if at.sequence != state.sequence:
-            self.flush(prefix, "gap")
+        state = self._in_order(prefix, at, 0)
+        if state is None:
             return False
         state.valid_until = self._trust_until(valid_for_ms, sent_ms)
         return True
@@ -285,6 +273,20 @@ class NearCache:
         return key in self._entries
 
     # -- inside ----------------------------------------------------------------
+
+    def _in_order(self, prefix: str, at: cache_pb2.Position, step: int) -> _Prefix | None:
+        """The live state `at` follows (`step` past where it stands), else None after
+        flushing it: a new epoch or a gap means invalidations were missed."""
+        state = self._prefixes.get(prefix)
+        if state is None or not state.live:
+            return None
+        if at.epoch != state.epoch:
+            self.flush(prefix, "epoch")
+            return None
+        if at.sequence != state.sequence + step:
+            self.flush(prefix, "gap")
+            return None
+        return state
 
     def _trust_until(self, valid_for_ms: int, sent_ms: int) -> float:
         """Monotonic deadline: min(owner's validity, our bound) from the owner's stamp,
