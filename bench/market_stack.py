@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,18 +57,21 @@ class MarketStack:
             proc.stop()
 
 
-def start(workdir: Path) -> MarketStack:
-    """Start the five processes in dependency order; stops what started if one fails."""
+def start(workdir: Path, extra_env: Mapping[str, str] | None = None) -> MarketStack:
+    """Start the five processes in dependency order; stops what started if one fails.
+
+    `extra_env` goes to market_data and sector (the near-cache bench turns it on there).
+    """
     stack = MarketStack(token=secrets.token_urlsafe(16))
     try:
-        _start(stack, workdir)
+        _start(stack, workdir, dict(extra_env or {}))
     except BaseException:
         stack.stop()
         raise
     return stack
 
 
-def _start(stack: MarketStack, workdir: Path) -> None:
+def _start(stack: MarketStack, workdir: Path, extra_env: dict[str, str]) -> None:
     common = {"ADMIN_TOKEN": stack.token, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text"}
     delay = str(UPSTREAM_DELAY_MS)
     ready = str(workdir / "upstream.ready.json")  # where spawn() expects the label's file
@@ -94,6 +98,7 @@ def _start(stack: MarketStack, workdir: Path) -> None:
             # The fake upstream has no quota; a client-side limit would only add waits.
             "MARKET_RATE_LIMIT_PER_MINUTE": "0",
             "CACHE_ADDR": stack.cache_addr,
+            **extra_env,
         },
         workdir,
     )
@@ -108,6 +113,7 @@ def _start(stack: MarketStack, workdir: Path) -> None:
             "SECTOR_METRICS_LISTEN": "127.0.0.1:0",
             "MARKET_DATA_ADDR": stack.market_data_addr,
             "CACHE_ADDR": stack.cache_addr,
+            **extra_env,
         },
         workdir,
     )

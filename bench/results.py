@@ -109,6 +109,31 @@ REFRESH_AHEAD_P99 = Row("refresh_ahead_p99", "50 hot quotes, refresh-ahead on: p
 REFRESH_PLAIN_P99 = Row("refresh_plain_p99", "50 hot quotes, refresh-ahead off: p99", "ms", False)
 DIRECT_P50 = Row("direct_get_p50", "Get via the owner (direct): p50", "µs", False)
 FORWARD_P50 = Row("forwarded_get_p50", "Get via a non-owner (forwarded): p50", "µs", False)
+# The near cache (bench/near_cache.py).
+NEAR_GET = Row("near_get_p50", "Hot Get, client with near cache: p50", "µs", False)
+PLAIN_GET = Row("near_plain_get_p50", "Hot Get, same client without near cache: p50", "µs", False)
+REDIS_SYNC_GET = Row("near_redis_sync_p50", "Hot GET, redis-py sync: p50", "µs", False)
+REDIS_ASYNC_GET = Row("near_redis_async_p50", "Hot GET, redis-py asyncio: p50", "µs", False)
+DICT_GET = Row("near_dict_p50", "Hot lookup, plain dict (the limit): p50", "µs", False)
+INVAL_IDLE_P50 = Row("near_inval_idle_p50", "Invalidation, idle: p50", "ms", False)
+INVAL_IDLE_P99 = Row("near_inval_idle_p99", "Invalidation, idle: p99", "ms", False)
+INVAL_LOAD_P50 = Row("near_inval_load_p50", "Invalidation, 1,000 writes/s: p50", "ms", False)
+INVAL_LOAD_P99 = Row("near_inval_load_p99", "Invalidation, 1,000 writes/s: p99", "ms", False)
+SNAP_NEAR_P50 = Row(
+    "near_snapshot_warm_p50", "REST sector snapshot, warm, near on: p50", "ms", False
+)
+NEAR_ROWS = (
+    NEAR_GET,
+    PLAIN_GET,
+    REDIS_SYNC_GET,
+    REDIS_ASYNC_GET,
+    DICT_GET,
+    INVAL_IDLE_P50,
+    INVAL_IDLE_P99,
+    INVAL_LOAD_P50,
+    INVAL_LOAD_P99,
+    SNAP_NEAR_P50,
+)
 SYSTEM_ROWS = (
     RESTART_EMPTY,
     RESTART_SERVING,
@@ -125,6 +150,7 @@ SYSTEM_ROWS = (
     REFRESH_PLAIN_P99,
     DIRECT_P50,
     FORWARD_P50,
+    *NEAR_ROWS,
 )
 
 

@@ -17,6 +17,7 @@ from bench import (
     kv,
     market_stack,
     memory,
+    near_cache,
     refresh_ahead,
     snapshot,
     stampede,
@@ -285,12 +286,23 @@ async def refresh_ahead_section(run: Run) -> None:
     await refresh_ahead.measure(run.results, run.sizes, run.workdir / "refresh-ahead")
 
 
+async def near_cache_section(run: Run) -> None:
+    """Hot Get with the near cache against Redis and the rest; invalidation latency."""
+    absent = [name for name in STACK_SERVICES if not service_available(name)]
+    if absent:
+        for row in near_cache.ROWS:
+            run.results.put_system(row, Cell.not_measured(f"services not landed: {absent}"))
+        return
+    await near_cache.measure(run.results, run.sizes.mode, run.workdir / "near-cache")
+
+
 SECTIONS: dict[str, Section] = {
     "key-value workloads": kv_section,
     "memory and restart": memory_section,
     "snapshot and stampede": market_section,
     "refresh ahead": refresh_ahead_section,
     "forwarded get": forwarding_section,
+    "near cache": near_cache_section,
 }
 
 

@@ -26,6 +26,7 @@ from services.cache.stats import CacheStats
 from services.cache.store import CacheStore
 from services.cache.sweeper import Sweeper
 from services.cache.ttl_policy import TtlPolicy
+from services.cache.watch import Watches, WatchMetrics
 from services.common.auth import AdminAuth
 from services.common.config import parse_address
 from services.common.server import GrpcProcess
@@ -104,6 +105,7 @@ class CacheServer:
             enabled=settings.enabled,
             max_reply_bytes=settings.server.max_message_bytes,
             node_id=settings.node_id,
+            watches=Watches(self.store.changes, self.ownership, WatchMetrics(registry)),
         )
         self.process = GrpcProcess(settings.server, registry, [SERVICE], self._register)
         self.process.on_stop(self._close)

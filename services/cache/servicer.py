@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import struct_pb2
@@ -18,10 +19,12 @@ from services.cache.ownership.owners import OwnerInfo, OwnershipView
 from services.cache.routing import Router
 from services.cache.stats import Snapshot
 from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
+from services.cache.watch import Watches, position_of
 from services.common.auth import AdminAuth
 from services.common.errors import (
     Context,
     ServiceError,
+    abort,
     answers_service_errors,
     invalid_argument,
 )
@@ -44,8 +47,11 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         enabled: bool,
         node_id: str,
         max_reply_bytes: int = 4 * 1024 * 1024,
+        watches: Watches | None = None,
     ) -> None:
         self._store = store
+        # The near cache's Watch streams (None: Watch is not served).
+        self._watches = watches
         # The rules every request is checked against before it is routed (the
         # store checks the same, for callers that reach it directly).
         self._keys = keys
@@ -74,8 +80,11 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         prefix = self._keys.prefix_of(request.key, "key")
 
         async def here() -> cache_pb2.GetResponse:
+            at = self._store.position(prefix)  # before the read: never later than it
             hit = await self._store.get(request.key, prefix)
-            reply = cache_pb2.GetResponse(key=request.key, found=hit is not None)
+            reply = cache_pb2.GetResponse(
+                key=request.key, found=hit is not None, position=position_of(at)
+            )
             if hit is not None:
                 _fill(reply, hit)
             return reply
@@ -89,8 +98,10 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         entry = self._admission.entry(request.key, blob, request.ttl_seconds)
 
         async def here() -> cache_pb2.SetResponse:
-            await self._store.write([entry])
-            return cache_pb2.SetResponse(key=request.key, ttl_seconds=entry.ttl)
+            (at,) = await self._store.write([entry])
+            return cache_pb2.SetResponse(
+                key=request.key, ttl_seconds=entry.ttl, position=position_of(at)
+            )
 
         return await self._router.one(context, "Set", entry.prefix, request, here)
 
@@ -102,8 +113,10 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         prefix = self._keys.prefix_of(request.key, "key")
 
         async def here() -> cache_pb2.DeleteResponse:
-            deleted = await self._store.delete(request.key)
-            return cache_pb2.DeleteResponse(key=request.key, deleted=deleted)
+            deleted, at = await self._store.delete_at(request.key)
+            return cache_pb2.DeleteResponse(
+                key=request.key, deleted=deleted, position=position_of(at)
+            )
 
         return await self._router.one(context, "Delete", prefix, request, here)
 
@@ -116,7 +129,13 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         self._admission.batch(len(keys), "keys")
         prefixes = self._keys.prefixes(keys, "keys")
 
+        # Positions of the prefixes read here, each taken before its read.
+        read_at: dict[str, cache_pb2.Position] = {}
+
         async def here(indexes: list[int]) -> list[Found]:
+            for i in indexes:
+                if prefixes[i] not in read_at:
+                    read_at[prefixes[i]] = position_of(self._store.position(prefixes[i]))
             hits = await self._store.mget(
                 [keys[i] for i in indexes], [prefixes[i] for i in indexes]
             )
@@ -144,11 +163,11 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         # Built in place: a result made on its own would be copied into the reply.
         reply = cache_pb2.MGetResponse()
         add = reply.results.add
-        for key, item in zip(keys, ordered, strict=True):
+        for key, prefix, item in zip(keys, prefixes, ordered, strict=True):
             if item is None:
-                add(key=key, found=False)
+                add(key=key, found=False, position=read_at.get(prefix))
             elif isinstance(item, Hit):
-                _fill(add(key=key, found=True), item)
+                _fill(add(key=key, found=True, position=read_at.get(prefix)), item)
             else:
                 reply.results.append(item)  # an owner's answer, forwarded
         # Parts from several owners are each within the limit but may not be together.
@@ -183,9 +202,16 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         if not entries:
             return cache_pb2.MSetResponse(written=0)
 
+        positions: list[cache_pb2.Position] = []
+
         async def here(indexes: list[int]) -> int:
-            await self._store.write([entries[i] for i in indexes])
+            written = await self._store.write([entries[i] for i in indexes])
+            positions.extend(position_of(at) for at in written)
             return len(indexes)
+
+        def forwarded(reply: cache_pb2.MSetResponse) -> int:
+            positions.extend(reply.positions)
+            return int(reply.written)
 
         parts = await self._router.fan_out(
             context,
@@ -195,9 +221,11 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             request_for=lambda indexes: cache_pb2.MSetRequest(
                 items=[request.items[i] for i in indexes]
             ),
-            from_reply=lambda reply: int(reply.written),
+            from_reply=forwarded,
         )
-        return cache_pb2.MSetResponse(written=sum(written for _, written in parts))
+        return cache_pb2.MSetResponse(
+            written=sum(written for _, written in parts), positions=positions
+        )
 
     @answers_service_errors
     async def Clear(
@@ -208,10 +236,33 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         prefix = self._keys.check_prefix(request.prefix, "prefix")
 
         async def here() -> cache_pb2.ClearResponse:
-            deleted = await self._store.clear(prefix)
-            return cache_pb2.ClearResponse(prefix=prefix, deleted=deleted)
+            deleted, at = await self._store.clear_at(prefix)
+            return cache_pb2.ClearResponse(prefix=prefix, deleted=deleted, position=position_of(at))
 
         return await self._router.one(context, "Clear", prefix, request, here)
+
+    async def Watch(
+        self, request: cache_pb2.WatchRequest, context: Context
+    ) -> AsyncIterator[cache_pb2.WatchEvent]:
+        try:
+            self._require_enabled()
+            if self._watches is None:
+                raise ServiceError(
+                    grpc.StatusCode.UNIMPLEMENTED, "this server does not serve Watch"
+                )
+            if not request.prefixes:
+                raise invalid_argument(
+                    "prefixes is empty: name at least one prefix (or key) to watch", "prefixes"
+                )
+            self._admission.batch(len(request.prefixes), "prefixes")
+            prefixes = [
+                self._keys.prefix_or_key(text, f"prefixes[{i}]")
+                for i, text in enumerate(request.prefixes)
+            ]
+        except ServiceError as exc:
+            await abort(context, exc)
+        async for event in self._watches.stream(prefixes):
+            yield event
 
     @answers_service_errors
     async def Health(

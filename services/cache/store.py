@@ -22,10 +22,12 @@ from services.cache.db import CacheDb, Row
 from services.cache.errors import CacheError, Failure
 from services.cache.gate import Hold, PrefixGates
 from services.cache.group_commit import GroupCommitter
+from services.cache.invalidations import Invalidations
 from services.cache.keys import KeyRules
 from services.cache.lru import Entry, LruMemory, entry_size
 from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, settled
 from services.cache.ownership.owners import Owned
+from services.cache.positions import At, Positions
 from services.cache.readers import Readers
 from services.cache.stats import CacheStats, Snapshot
 from services.cache.tenure import Leases, Tenure
@@ -153,6 +155,8 @@ class CacheStore:
         self._readers = Readers(db, limits.read_threads)
         self._forget = _Forget(self._memory)
         self._committed = _Committed(self._memory, self._stats, ownership, clock)
+        # Near cache (#13): positions per prefix, and the changes watchers are sent.
+        self.changes = Invalidations(Positions(ownership.current_epoch))
         self._tenure = Tenure(
             leases=ownership,
             gates=self._gates,
@@ -161,6 +165,7 @@ class CacheStore:
             readers=self._readers,
             clock=clock,
             writer=self._committer.executor,
+            moved=self.changes.moved,
         )
         self._is_open = False
         self._last_commit_error: str | None = None
@@ -355,8 +360,9 @@ class CacheStore:
             await self.write(entries)
         return len(entries)
 
-    async def write(self, entries: Sequence[NewEntry]) -> None:
-        """Write validated entries in one transaction; returns after the commit."""
+    async def write(self, entries: Sequence[NewEntry]) -> list[At]:
+        """Write validated entries in one transaction; returns after the commit, with
+        the position of the commit per prefix written."""
         self._check_open()
         prefixes = {e.prefix for e in entries}
         async with self._gates.hold_all(prefixes):
@@ -368,26 +374,41 @@ class CacheStore:
             ]
             done = self._submit(ops)
         await asyncio.shield(done)
+        return list({op.prefix: _at(op) for op in ops}.values())
 
     async def delete(self, key: str) -> bool:
         """Remove `key`; True when a live entry existed. Returns after the commit."""
+        return (await self.delete_at(key))[0]
+
+    async def delete_at(self, key: str) -> tuple[bool, At]:
+        """`delete`, with the position of its commit."""
         prefix = self._keys.prefix_of(key, "key")
         self._check_open()
         async with self._gates.hold(prefix):
             epoch = await self._ownership.admit(prefix)
-            done = self._submit([Remove(key, prefix, self._next_seq(), epoch)])
+            op = Remove(key, prefix, self._next_seq(), epoch)
+            done = self._submit([op])
         (outcome,) = await asyncio.shield(done)
-        return outcome.removed > 0
+        return outcome.removed > 0, _at(op)
 
     async def clear(self, prefix: str) -> int:
         """Delete every entry of `prefix`; returns how many were live."""
+        return (await self.clear_at(prefix))[0]
+
+    async def clear_at(self, prefix: str) -> tuple[int, At]:
+        """`clear`, with the position of its commit."""
         self._keys.check_prefix(prefix, "prefix")
         self._check_open()
         async with self._gates.hold(prefix):
             epoch = await self._ownership.admit(prefix)
-            done = self._submit([ClearPrefix(prefix, self._next_seq(), epoch)])
+            op = ClearPrefix(prefix, self._next_seq(), epoch)
+            done = self._submit([op])
         (outcome,) = await asyncio.shield(done)
-        return outcome.removed
+        return outcome.removed, _at(op)
+
+    def position(self, prefix: str) -> At:
+        """Where `prefix` stands now (taken before a read, never later than the read)."""
+        return self.changes.positions.current(prefix)
 
     async def key_counts(self) -> dict[str, int]:
         """Live committed entries per prefix (from memory when it holds everything)."""
@@ -484,6 +505,9 @@ class CacheStore:
         return self._db.apply(submissions, self._clock.now(), self._ownership.token)
 
     def _settle(self, ops: Sequence[WriteOp], outcomes: list[Outcome] | None) -> None:
+        # Watchers hear of the group before any writer is answered; a failed commit
+        # may still have reached the disk, so its keys are invalidated too.
+        self.changes.committed(ops)
         if outcomes is None:
             # The transaction may or may not have reached the disk (a lost
             # connection after COMMIT): memory no longer vouches for these keys.
@@ -522,6 +546,10 @@ class CacheStore:
 
     def _observe(self, size: int, seconds: float, ok: bool) -> None:
         self._stats.committed(size, seconds, ok)
+
+
+def _at(op: Put | Remove | ClearPrefix) -> At:
+    return At(op.prefix, op.epoch, op.commit_seq)
 
 
 class _Forget:

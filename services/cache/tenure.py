@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Protocol
 
@@ -42,6 +43,7 @@ class Tenure:
         readers: Readers,
         clock: Clock,
         writer: Executor,
+        moved: Callable[[str, str], None] | None = None,
     ) -> None:
         self._leases = leases
         self._gates = gates
@@ -50,6 +52,8 @@ class Tenure:
         self._readers = readers
         self._clock = clock
         self._writer = writer
+        # Told (prefix, why) when the prefix's history here ends: its watchers reset.
+        self._moved = moved or _ignore
         self._warming: set[asyncio.Task[None]] = set()
 
     @property
@@ -60,6 +64,7 @@ class Tenure:
         # The previous owner may have written since we last held it: start from
         # the database, and load the prefix in the background.
         self._forget(prefix)
+        self._moved(prefix, f"the lease was acquired at epoch {epoch}")
         task = asyncio.get_running_loop().create_task(self._warm(prefix, epoch))
         self._warming.add(task)
         task.add_done_callback(self._warming.discard)
@@ -67,6 +72,7 @@ class Tenure:
     def lost(self, prefix: str) -> None:
         # Pending writes of the prefix need nothing here: their fence refuses them.
         self._forget(prefix)
+        self._moved(prefix, "the lease was lost")
 
     async def hand_over(self, prefix: str) -> None:
         # Holding the gate, nothing new starts on the prefix; those queued behind
@@ -75,6 +81,7 @@ class Tenure:
             await settled(self._overlay.pending(prefix))
             if await self._leases.release(prefix):
                 self._forget(prefix)
+                self._moved(prefix, "the lease was handed over")
 
     async def stop(self) -> None:
         """Cancel loads still running."""
@@ -109,3 +116,7 @@ class Tenure:
                     memory.vouch(prefix, since=evictions)
         except ServiceError as exc:
             log.info("prefix %r not preloaded: %s", prefix, exc.message)
+
+
+def _ignore(prefix: str, why: str) -> None:
+    return None

@@ -32,6 +32,8 @@ class Put(_Fenced):
     seq: int
     # Fencing token of the prefix's lease when the write was admitted.
     epoch: int = 1
+    # The prefix's sequence of the commit group that settled it (0 until then).
+    commit_seq: int = 0
 
 
 @dataclass(slots=True)
@@ -42,6 +44,7 @@ class Remove(_Fenced):
     prefix: str
     seq: int
     epoch: int = 1
+    commit_seq: int = 0
 
 
 @dataclass(slots=True)
@@ -51,6 +54,7 @@ class ClearPrefix(_Fenced):
     prefix: str
     seq: int
     epoch: int = 1
+    commit_seq: int = 0
 
 
 @dataclass(slots=True)

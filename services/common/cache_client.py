@@ -23,8 +23,10 @@ from services.common.channel_pool import ChannelPool
 from services.common.config import Env
 from services.common.errors import status_details
 from services.common.json_value import JSON, from_value, to_value
+from services.common.near_cache import DEFAULT_MAX_STALENESS_MS, NearCache, Ticket
 from services.common.singleflight import Group
 from services.common.tls import TlsConfig
+from services.common.watch_streams import WatchStreams
 from services.common.wire import OWNER_HEADER
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,10 @@ def create_cache_instance(
     registry: CollectorRegistry | None = None,
     timeout: float | None = None,
 ) -> CacheClient | None:
-    """The seed's createCacheInstance: None when CACHE_ADDR is unset or CACHE_ENABLED is false."""
+    """The seed's createCacheInstance: None when CACHE_ADDR is unset or CACHE_ENABLED is false.
+
+    CACHE_NEAR_CACHE_BYTES > 0 turns the near cache on (CACHE_NEAR_MAX_STALENESS_MS its bound).
+    """
     env = env or Env()
     if not env.flag("CACHE_ENABLED", True):
         return None
@@ -89,7 +94,16 @@ def create_cache_instance(
     env.address("CACHE_ADDR", address)  # fail fast on a malformed address, naming the variable
     if timeout is None:
         timeout = env.number("CACHE_CLIENT_TIMEOUT", DEFAULT_TIMEOUT, minimum=0.001, maximum=60.0)
-    return CacheClient(address, timeout=timeout, registry=registry, tls=TlsConfig.from_env(env))
+    return CacheClient(
+        address,
+        timeout=timeout,
+        registry=registry,
+        tls=TlsConfig.from_env(env),
+        near_cache_bytes=env.integer("CACHE_NEAR_CACHE_BYTES", 0, minimum=0),
+        near_max_staleness_ms=env.integer(
+            "CACHE_NEAR_MAX_STALENESS_MS", DEFAULT_MAX_STALENESS_MS, minimum=1, maximum=60_000
+        ),
+    )
 
 
 class CacheClient:
@@ -103,6 +117,8 @@ class CacheClient:
         timeout: float = DEFAULT_TIMEOUT,
         registry: CollectorRegistry | None = None,
         tls: TlsConfig | None = None,
+        near_cache_bytes: int = 0,
+        near_max_staleness_ms: int = DEFAULT_MAX_STALENESS_MS,
     ) -> None:
         self.address = address
         self.timeout = timeout
@@ -123,6 +139,13 @@ class CacheClient:
             )
             for op in ("get", "set"):
                 self._fallback_counter.labels(op)
+        # The near cache (docs/near-cache.md): None unless near_cache_bytes > 0.
+        self.near: NearCache | None = None
+        self._watches: WatchStreams | None = None
+        if near_cache_bytes > 0:
+            self.near = NearCache(near_cache_bytes, near_max_staleness_ms, registry=registry)
+            self._watches = WatchStreams(self.near, self._pool.stub, self.route, address)
+            self.near.want = self._watches.want
 
     def route(self, key_or_prefix: str) -> str:
         """The address to call for a key (or prefix): its owner if known, else `address`."""
@@ -243,35 +266,74 @@ class CacheClient:
 
     async def get_entry(self, key: str) -> CacheEntry | None:
         """The entry of `key`, or None on a miss."""
+        near = self.near
+        ticket = None
+        if near is not None:
+            held = near.lookup(key)
+            if held is not None:
+                return CacheEntry(*held)
+            ticket = near.ticket()
         reply: cache_pb2.GetResponse = await self._call(
             "Get", cache_pb2.GetRequest(key=key), route=key
         )
         if not reply.found:
             return None
-        return CacheEntry(from_value(reply.value), int(reply.ttl_remaining_seconds))
+        value = from_value(reply.value)
+        if ticket is not None:
+            _install(near, reply, value, ticket)
+        return CacheEntry(value, int(reply.ttl_remaining_seconds))
 
     async def set(self, key: str, value: JSON, ttl: int = DEFAULT_TTL) -> None:
         """Store `value` (any JSON-serializable object) for `ttl` seconds; TypeError if not JSON."""
         request = cache_pb2.SetRequest(key=key, value=to_value(value), ttl_seconds=int(ttl))
-        await self._call("Set", request, route=key, write=True)
+        if self.near is not None:
+            self.near.forget(key)
+        reply: cache_pb2.SetResponse = await self._call("Set", request, route=key, write=True)
+        if self.near is not None:
+            self.near.written((key,), reply.position)
 
     async def delete(self, key: str) -> bool:
         """Remove `key`; True when a live entry existed."""
+        if self.near is not None:
+            self.near.forget(key)
         reply: cache_pb2.DeleteResponse = await self._call(
             "Delete", cache_pb2.DeleteRequest(key=key), route=key, write=True
         )
+        if self.near is not None:
+            self.near.written((key,), reply.position)
         return bool(reply.deleted)
 
     async def mget(self, keys: Sequence[str]) -> list[JSON | None]:
-        """Values of `keys` in order, None for each miss (one call per owner)."""
+        """Values of `keys` in order, None for each miss (one call per owner); with the
+        near cache, what it holds is served from it and only the rest is fetched."""
         keys = list(keys)
+        near = self.near
+        if near is None or not keys:
+            return await self._mget(keys, None)
+        values: list[JSON | None] = [None] * len(keys)
+        rest: list[int] = []
+        for i, key in enumerate(keys):
+            held = near.lookup(key)
+            if held is None:
+                rest.append(i)
+            else:
+                values[i] = held[0]
+        if rest:
+            fetched = await self._mget([keys[i] for i in rest], near.ticket())
+            for i, value in zip(rest, fetched, strict=True):
+                values[i] = value
+        return values
+
+    async def _mget(self, keys: list[str], ticket: Ticket | None) -> list[JSON | None]:
         parts = await self._fan_out(
             keys, "MGet", lambda ix: cache_pb2.MGetRequest(keys=[keys[i] for i in ix]), False
         )
         values: dict[int, JSON | None] = {}
         for indexes, reply in parts:
             for i, r in zip(indexes, reply.results, strict=True):
-                values[i] = from_value(r.value) if r.found else None
+                values[i] = value = from_value(r.value) if r.found else None
+                if ticket is not None and r.found:
+                    _install(self.near, r, value, ticket)
         return [values[i] for i in range(len(keys))]
 
     async def mset(self, items: Sequence[MSetItem]) -> int:
@@ -281,20 +343,32 @@ class CacheClient:
         each owner, and a failure may leave the other owners' items written.
         """
         converted = [_mset_item(item) for item in items]
+        if self.near is not None:
+            for item in converted:
+                self.near.forget(item.key)
         parts = await self._fan_out(
             [item.key for item in converted],
             "MSet",
             lambda ix: cache_pb2.MSetRequest(items=[converted[i] for i in ix]),
             True,
         )
+        if self.near is not None:
+            for _, reply in parts:
+                for at in reply.positions:
+                    mine = at.prefix + ":"
+                    self.near.written((i.key for i in converted if i.key.startswith(mine)), at)
         return sum(int(reply.written) for _, reply in parts)
 
     async def clear(self, prefix: str, *, token: str | None = None) -> int:
         """Delete every key of `prefix` (admin: needs the ADMIN_TOKEN); returns how many."""
         metadata = [("authorization", f"Bearer {token}")] if token else None
+        if self.near is not None:
+            self.near.flush(prefix, None)
         reply: cache_pb2.ClearResponse = await self._call(
             "Clear", cache_pb2.ClearRequest(prefix=prefix), metadata, route=prefix, write=True
         )
+        if self.near is not None:
+            self.near.cleared(reply.position)
         return int(reply.deleted)
 
     async def health(self) -> dict[str, Any]:
@@ -370,8 +444,21 @@ class CacheClient:
         log.log(level, "cache %s failed for prefix %r; using the fetcher: %s", op, prefix, exc)
 
     async def close(self) -> None:
-        """Close the channels; the client may be used again (new channels open)."""
+        """Close the channels (and the near cache's streams); the client may be used again."""
+        if self._watches is not None:
+            await self._watches.close()
         await self._pool.close()
+
+
+def _install(
+    near: NearCache | None,
+    reply: cache_pb2.GetResponse | cache_pb2.MGetResult,
+    value: JSON,
+    ticket: Ticket,
+) -> None:
+    """Offer a hit the server answered to the near cache (it refuses what is too old)."""
+    if near is not None:
+        near.install(reply.key, value, int(reply.ttl_remaining_seconds), reply.position, ticket)
 
 
 def _mset_item(item: MSetItem) -> cache_pb2.MSetItem:

@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 # clear of market_data's 50052 and sector's 50053 (and 9101, 9111, ... for metrics).
 REPLICA_PORT_STEP = 10
 POLL_SECONDS = 0.05
+# market_data's and sector's near cache under `make run`, unless the environment says
+# otherwise (64 MiB; the bound on staleness, ms).
+NEAR_CACHE = {"CACHE_NEAR_CACHE_BYTES": "67108864", "CACHE_NEAR_MAX_STALENESS_MS": "1000"}
 
 
 class LaunchError(Exception):
@@ -142,9 +145,13 @@ class Launcher:
         await asyncio.gather(*(self._launch(c) for c in caches))
         # Everyone talks to the first replica; the client follows owner redirects.
         wired = {"CACHE_ADDR": caches[0].info["grpc"]}
-        market = await self._launch(self._service("market_data", "market_data", **wired))
+        # market_data and sector read hot keys through the near cache (docs/near-cache.md).
+        near = {**wired, **{k: self.common.get(k, v) for k, v in NEAR_CACHE.items()}}
+        market = await self._launch(self._service("market_data", "market_data", **near))
         wired["MARKET_DATA_ADDR"] = market.info["grpc"]
-        sector = await self._launch(self._service("sector", "sector", **wired))
+        sector = await self._launch(
+            self._service("sector", "sector", **near, MARKET_DATA_ADDR=market.info["grpc"])
+        )
         wired["SECTOR_ADDR"] = sector.info["grpc"]
         await self._launch(self._service("gateway", "gateway", **wired))
         if self.options.prometheus:

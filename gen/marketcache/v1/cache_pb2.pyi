@@ -39,12 +39,14 @@ class SetRequest(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
 
 class SetResponse(_message.Message):
-    __slots__ = ("key", "ttl_seconds")
+    __slots__ = ("key", "ttl_seconds", "position")
     KEY_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     key: str
     ttl_seconds: int
-    def __init__(self, key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    position: Position
+    def __init__(self, key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., position: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
     __slots__ = ("key",)
@@ -53,12 +55,14 @@ class DeleteRequest(_message.Message):
     def __init__(self, key: _Optional[str] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
-    __slots__ = ("key", "deleted")
+    __slots__ = ("key", "deleted", "position")
     KEY_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     key: str
     deleted: bool
-    def __init__(self, key: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
+    position: Position
+    def __init__(self, key: _Optional[str] = ..., deleted: _Optional[bool] = ..., position: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
 
 class MGetRequest(_message.Message):
     __slots__ = ("keys",)
@@ -353,10 +357,12 @@ class WatchEvent(_message.Message):
     def __init__(self, prefix: _Optional[str] = ..., position: _Optional[_Union[Position, _Mapping]] = ..., started: _Optional[_Union[WatchStarted, _Mapping]] = ..., invalidation: _Optional[_Union[Invalidation, _Mapping]] = ..., heartbeat: _Optional[_Union[WatchHeartbeat, _Mapping]] = ..., reset: _Optional[_Union[WatchReset, _Mapping]] = ...) -> None: ...
 
 class WatchStarted(_message.Message):
-    __slots__ = ("valid_for_ms",)
+    __slots__ = ("valid_for_ms", "sent_at_unix_ms")
     VALID_FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     valid_for_ms: int
-    def __init__(self, valid_for_ms: _Optional[int] = ...) -> None: ...
+    sent_at_unix_ms: int
+    def __init__(self, valid_for_ms: _Optional[int] = ..., sent_at_unix_ms: _Optional[int] = ...) -> None: ...
 
 class Invalidation(_message.Message):
     __slots__ = ("keys", "whole_prefix")
@@ -367,10 +373,12 @@ class Invalidation(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[str]] = ..., whole_prefix: _Optional[bool] = ...) -> None: ...
 
 class WatchHeartbeat(_message.Message):
-    __slots__ = ("valid_for_ms",)
+    __slots__ = ("valid_for_ms", "sent_at_unix_ms")
     VALID_FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     valid_for_ms: int
-    def __init__(self, valid_for_ms: _Optional[int] = ...) -> None: ...
+    sent_at_unix_ms: int
+    def __init__(self, valid_for_ms: _Optional[int] = ..., sent_at_unix_ms: _Optional[int] = ...) -> None: ...
 
 class WatchReset(_message.Message):
     __slots__ = ("reason", "redirect")

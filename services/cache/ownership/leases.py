@@ -359,6 +359,13 @@ class LeaseOwnership:
         held = self._held.get(prefix)
         return None if held is None else held.epoch
 
+    def valid_for(self, prefix: str) -> float:
+        """Seconds our lease on `prefix` stays locally valid (0 when we hold none)."""
+        held = self._held.get(prefix)
+        if held is None or held.releasing:
+            return 0.0
+        return max(0.0, held.valid_until - self._monotonic())
+
     def route(self, prefix: str) -> OwnerInfo | None:
         if prefix in self._held:
             return None

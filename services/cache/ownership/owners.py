@@ -136,6 +136,10 @@ class SingleNodeOwnership:
     def current_epoch(self, prefix: str) -> int | None:
         return self.EPOCH
 
+    def valid_for(self, prefix: str) -> float:
+        # Alone on its database, the node's lease never lapses.
+        return self._lease_seconds
+
     def route(self, prefix: str) -> OwnerInfo | None:
         return None
 

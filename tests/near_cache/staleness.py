@@ -1,0 +1,89 @@
+"""A checker of the near cache's bounded-staleness promise over a recorded history.
+
+Each key has one sequential writer, so its writes are totally ordered. A read
+that began at `began` may return the value of the last write acknowledged at or
+before `began - bound`, or of any later write (acknowledged or not), but never
+an older one: that value was overwritten by a write acknowledged more than the
+bound before the read began. A value is also never returned by a read that
+began after its TTL ran out (counted from the write's acknowledgement).
+Deletes and Clears are writes of None; None is also every key's first value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write of `key` to `value` (None: delete or Clear), sent and, if so, acknowledged."""
+
+    key: str
+    value: object
+    sent: float
+    acked: float | None
+    ttl: float | None = None
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read of `key` that began at `began` and returned `value`."""
+
+    key: str
+    value: object
+    began: float
+
+
+def violations(writes: Iterable[Write], reads: Iterable[Read], bound: float) -> list[str]:
+    """Every read that breaks the promise, described; empty when the history is fine."""
+    by_key: dict[str, list[Write]] = {}
+    for w in sorted(writes, key=lambda w: w.sent):
+        by_key.setdefault(w.key, []).append(w)
+    found: list[str] = []
+    for r in reads:
+        history = by_key.get(r.key, [])
+        # The newest write acknowledged at least `bound` before the read began.
+        floor = -1
+        for i, w in enumerate(history):
+            if w.acked is not None and w.acked + bound < r.began:
+                floor = i
+        allowed = [i for i, w in enumerate(history) if w.value == r.value and i >= floor]
+        if r.value is None and floor == -1:
+            allowed.append(-1)
+        if not allowed:
+            overwritten_by = history[floor] if floor >= 0 else None
+            found.append(
+                f"read of {r.key} at {r.began:.3f} returned {r.value!r}, overwritten by "
+                f"{overwritten_by!r} acknowledged more than {bound}s before"
+            )
+            continue
+        if r.value is not None:
+            expired = [
+                i
+                for i in allowed
+                if history[i].ttl is not None
+                and history[i].acked is not None
+                and history[i].acked + history[i].ttl < r.began  # type: ignore[operator]
+            ]
+            if expired == allowed:
+                found.append(f"read of {r.key} at {r.began:.3f} returned {r.value!r} past its TTL")
+    return found
+
+
+def load(paths: Iterable[Path]) -> tuple[list[Write], list[Read]]:
+    """The writes and reads recorded in JSON Lines files (tests.near_cache.workload)."""
+    writes: list[Write] = []
+    reads: list[Read] = []
+    for path in paths:
+        for line in path.read_text().splitlines():
+            item = json.loads(line)
+            if item["op"] == "write":
+                writes.append(
+                    Write(item["key"], item["value"], item["sent"], item["acked"], item.get("ttl"))
+                )
+            elif item["op"] == "read":
+                reads.append(Read(item["key"], item["value"], item["began"]))
+    return writes, reads
