@@ -18,6 +18,7 @@ from services.cache.ownership.owners import OwnerInfo, OwnershipView
 from services.cache.routing import Router
 from services.cache.stats import Snapshot
 from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
+from services.cache.write_batch import write_batch
 from services.common.auth import AdminAuth
 from services.common.errors import (
     Context,
@@ -198,6 +199,21 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             from_reply=lambda reply: int(reply.written),
         )
         return cache_pb2.MSetResponse(written=sum(written for _, written in parts))
+
+    @answers_service_errors
+    async def WriteBatch(
+        self, request: cache_pb2.WriteBatchRequest, context: Context
+    ) -> cache_pb2.WriteBatchResponse:
+        # #12: a status per op; the logic lives in services/cache/write_batch.py.
+        self._require_enabled()
+        return await write_batch(
+            request,
+            context,
+            store=self._store,
+            router=self._router,
+            admission=self._admission,
+            blob_of=_blob,
+        )
 
     @answers_service_errors
     async def Clear(
