@@ -19,6 +19,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.common.batching import Batcher
 from services.common.channel_pool import ChannelPool
 from services.common.config import Env
 from services.common.errors import status_details
@@ -102,6 +103,7 @@ class CacheClient:
         timeout: float = DEFAULT_TIMEOUT,
         registry: CollectorRegistry | None = None,
         tls: TlsConfig | None = None,
+        batching: bool = True,
     ) -> None:
         self.address = address
         self.timeout = timeout
@@ -110,6 +112,8 @@ class CacheClient:
         self.routes: dict[str, str] = {}
         # Times get_or_fetch fell back to the fetcher because the cache failed.
         self.fallbacks = 0
+        # #12: concurrent get/set/delete share MGet/WriteBatch calls (None: one call each).
+        self._batcher = Batcher(self, _failure) if batching else None
         self._fallback_counter: Counter | None = None
         if registry is not None:
             self._fallback_counter = Counter(
@@ -240,23 +244,29 @@ class CacheClient:
 
     async def get_entry(self, key: str) -> CacheEntry | None:
         """The entry of `key`, or None on a miss."""
-        reply: cache_pb2.GetResponse = await self._call(
-            "Get", cache_pb2.GetRequest(key=key), route=key
-        )
+        if self._batcher is not None:
+            reply = await self._batcher.get(key)
+        else:
+            reply = await self._call("Get", cache_pb2.GetRequest(key=key), route=key)
         if not reply.found:
             return None
         return CacheEntry(from_value(reply.value), int(reply.ttl_remaining_seconds))
 
     async def set(self, key: str, value: JSON, ttl: int = DEFAULT_TTL) -> None:
         """Store `value` (any JSON-serializable object) for `ttl` seconds; TypeError if not JSON."""
+        if self._batcher is not None:
+            set_op = cache_pb2.SetOp(value=to_value(value), ttl_seconds=int(ttl))
+            await self._batcher.write(cache_pb2.WriteOp(key=key, set=set_op))
+            return
         request = cache_pb2.SetRequest(key=key, value=to_value(value), ttl_seconds=int(ttl))
         await self._call("Set", request, route=key, write=True)
 
     async def delete(self, key: str) -> bool:
         """Remove `key`; True when a live entry existed."""
-        reply: cache_pb2.DeleteResponse = await self._call(
-            "Delete", cache_pb2.DeleteRequest(key=key), route=key, write=True
-        )
+        if self._batcher is not None:
+            op = cache_pb2.WriteOp(key=key, delete=cache_pb2.DeleteOp())
+            return bool((await self._batcher.write(op)).deleted)
+        reply = await self._call("Delete", cache_pb2.DeleteRequest(key=key), route=key, write=True)
         return bool(reply.deleted)
 
     async def mget(self, keys: Sequence[str]) -> list[JSON | None]:
@@ -397,7 +407,11 @@ def never_sent(exc: grpc.aio.AioRpcError) -> bool:
 
 def _error_from(exc: grpc.aio.AioRpcError) -> CacheError:
     code = exc.code()
-    message = exc.details() or code.name
+    return _failure(code, exc.details() or code.name)
+
+
+def _failure(code: grpc.StatusCode, message: str) -> CacheError:
+    """The exception of a failed call or batch item with `code`."""
     if code in _TRANSPORT_CODES:
         return CacheUnavailable(code, message)
     return CacheError(code, message)

@@ -81,9 +81,7 @@ async def test_ops_on_one_key_apply_in_request_order(stub: Stub) -> None:
     assert [r.code for r in reply.results] == [OK] * 5
     assert [r.deleted for r in reply.results[1:3]] == [True, False]
     assert await value_of(stub, "ord:k") == 2
-    reply = await stub.WriteBatch(
-        cache_pb2.WriteBatchRequest(ops=[put("ord:j", 3), drop("ord:j")])
-    )
+    reply = await stub.WriteBatch(cache_pb2.WriteBatchRequest(ops=[put("ord:j", 3), drop("ord:j")]))
     assert reply.results[1].deleted
     assert await value_of(stub, "ord:j") == "<miss>"
 
