@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import (
+    client_batching,
     conditions,
     forwarding,
     kv,
@@ -285,12 +286,19 @@ async def refresh_ahead_section(run: Run) -> None:
     await refresh_ahead.measure(run.results, run.sizes, run.workdir / "refresh-ahead")
 
 
+async def client_batching_section(run: Run) -> None:
+    """CacheClient (auto-batching) against Redis at concurrency 1/16/64, and scaling (#12)."""
+    if service_available("cache"):
+        await client_batching.measure(run.results, run.sizes, run.workdir / "client-batching")
+
+
 SECTIONS: dict[str, Section] = {
     "key-value workloads": kv_section,
     "memory and restart": memory_section,
     "snapshot and stampede": market_section,
     "refresh ahead": refresh_ahead_section,
     "forwarded get": forwarding_section,
+    "client batching": client_batching_section,
 }
 
 
