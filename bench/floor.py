@@ -63,6 +63,19 @@ class DictCacheServicer(cache_pb2_grpc.CacheServiceServicer):
             self._data[item.key] = item.value
         return cache_pb2.MSetResponse(written=len(request.items))
 
+    async def WriteBatch(
+        self, request: cache_pb2.WriteBatchRequest, context: Context
+    ) -> cache_pb2.WriteBatchResponse:
+        reply = cache_pb2.WriteBatchResponse()
+        for op in request.ops:
+            if op.HasField("set"):
+                self._data[op.key] = op.set.value
+                reply.results.add(key=op.key, ttl_seconds=op.set.ttl_seconds or 3600)
+            else:
+                deleted = self._data.pop(op.key, None) is not None
+                reply.results.add(key=op.key, deleted=deleted)
+        return reply
+
     async def Delete(
         self, request: cache_pb2.DeleteRequest, context: Context
     ) -> cache_pb2.DeleteResponse:

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import (
+    client_batching,
     conditions,
     forwarding,
     kv,
@@ -296,6 +297,12 @@ async def near_cache_section(run: Run) -> None:
     await near_cache.measure(run.results, run.sizes.mode, run.workdir / "near-cache")
 
 
+async def client_batching_section(run: Run) -> None:
+    """CacheClient (auto-batching) against Redis at concurrency 1/16/64, and scaling (#12)."""
+    if service_available("cache"):
+        await client_batching.measure(run.results, run.sizes, run.workdir / "client-batching")
+
+
 SECTIONS: dict[str, Section] = {
     "key-value workloads": kv_section,
     "memory and restart": memory_section,
@@ -303,6 +310,7 @@ SECTIONS: dict[str, Section] = {
     "refresh ahead": refresh_ahead_section,
     "forwarded get": forwarding_section,
     "near cache": near_cache_section,
+    "client batching": client_batching_section,
 }
 
 

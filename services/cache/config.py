@@ -1,4 +1,4 @@
-"""CacheService settings, read once from the environment (docs/architecture.md; every variable is in the README)."""
+"""CacheService settings, read once from the environment (every variable is in the README)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from services.cache.routing import Router
 from services.cache.stats import Snapshot
 from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
 from services.cache.watch import Watches, position_of
+from services.cache.write_batch import write_batch
 from services.common.auth import AdminAuth
 from services.common.errors import (
     Context,
@@ -225,6 +226,21 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
         )
         return cache_pb2.MSetResponse(
             written=sum(written for _, written in parts), positions=positions
+        )
+
+    @answers_service_errors
+    async def WriteBatch(
+        self, request: cache_pb2.WriteBatchRequest, context: Context
+    ) -> cache_pb2.WriteBatchResponse:
+        # #12: a status per op; the logic lives in services/cache/write_batch.py.
+        self._require_enabled()
+        return await write_batch(
+            request,
+            context,
+            store=self._store,
+            router=self._router,
+            admission=self._admission,
+            blob_of=_blob,
         )
 
     @answers_service_errors

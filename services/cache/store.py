@@ -114,6 +114,14 @@ class StoreState:
 
 
 @dataclass(frozen=True, slots=True)
+class Deletion:
+    """One validated delete of a WriteBatch."""
+
+    key: str
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
 class Hit:
     """A live entry as answered: the serialized Value and the whole seconds it has left."""
 
@@ -375,6 +383,27 @@ class CacheStore:
             done = self._submit(ops)
         await asyncio.shield(done)
         return list({op.prefix: _at(op) for op in ops}.values())
+
+    # -- WriteBatch (#12): sets and deletes of one call, in request order ----------
+
+    async def write_mixed(self, ops: Sequence[NewEntry | Deletion]) -> list[tuple[Outcome, At]]:
+        """Validated sets and deletes in ONE submission, in order (so ops on one key
+        apply in request order); per op its outcome and the position of its commit.
+        Returns after the commit."""
+        self._check_open()
+        prefixes = {op.prefix for op in ops}
+        async with self._gates.hold_all(prefixes):
+            epochs = {p: await self._ownership.admit(p) for p in sorted(prefixes)}
+            now = self._clock.now()
+            writes: list[Put | Remove] = [
+                Put(op.key, op.prefix, op.blob, now + op.ttl, self._next_seq(), epochs[op.prefix])
+                if isinstance(op, NewEntry)
+                else Remove(op.key, op.prefix, self._next_seq(), epochs[op.prefix])
+                for op in ops
+            ]
+            done = self._submit(writes)
+        outcomes = await asyncio.shield(done)
+        return [(outcome, _at(op)) for outcome, op in zip(outcomes, writes, strict=True)]
 
     async def delete(self, key: str) -> bool:
         """Remove `key`; True when a live entry existed. Returns after the commit."""

@@ -19,6 +19,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.common.batching import Batcher
 from services.common.channel_pool import ChannelPool
 from services.common.config import Env
 from services.common.errors import status_details
@@ -119,6 +120,7 @@ class CacheClient:
         tls: TlsConfig | None = None,
         near_cache_bytes: int = 0,
         near_max_staleness_ms: int = DEFAULT_MAX_STALENESS_MS,
+        batching: bool = True,
     ) -> None:
         self.address = address
         self.timeout = timeout
@@ -129,6 +131,8 @@ class CacheClient:
         self.fallbacks = 0
         # get_or_fetch's misses in flight, by key: concurrent misses share one fetch.
         self._fetches: Group[JSON] = Group()
+        # #12: concurrent get/set/delete share MGet/WriteBatch calls (None: one call each).
+        self._batcher = Batcher(self, _failure) if batching else None
         self._fallback_counter: Counter | None = None
         if registry is not None:
             self._fallback_counter = Counter(
@@ -273,9 +277,11 @@ class CacheClient:
             if held is not None:
                 return CacheEntry(*held)
             ticket = near.ticket()
-        reply: cache_pb2.GetResponse = await self._call(
-            "Get", cache_pb2.GetRequest(key=key), route=key
-        )
+        reply: cache_pb2.GetResponse | cache_pb2.MGetResult
+        if self._batcher is not None:
+            reply = await self._batcher.get(key)
+        else:
+            reply = await self._call("Get", cache_pb2.GetRequest(key=key), route=key)
         if not reply.found:
             return None
         value = from_value(reply.value)
@@ -285,9 +291,15 @@ class CacheClient:
 
     async def set(self, key: str, value: JSON, ttl: int = DEFAULT_TTL) -> None:
         """Store `value` (any JSON-serializable object) for `ttl` seconds; TypeError if not JSON."""
-        request = cache_pb2.SetRequest(key=key, value=to_value(value), ttl_seconds=int(ttl))
         if self.near is not None:
             self.near.forget(key)
+        if self._batcher is not None:
+            set_op = cache_pb2.SetOp(value=to_value(value), ttl_seconds=int(ttl))
+            result = await self._batcher.write(cache_pb2.WriteOp(key=key, set=set_op))
+            if self.near is not None:
+                self.near.written((key,), result.position)
+            return
+        request = cache_pb2.SetRequest(key=key, value=to_value(value), ttl_seconds=int(ttl))
         reply: cache_pb2.SetResponse = await self._call("Set", request, route=key, write=True)
         if self.near is not None:
             self.near.written((key,), reply.position)
@@ -296,6 +308,12 @@ class CacheClient:
         """Remove `key`; True when a live entry existed."""
         if self.near is not None:
             self.near.forget(key)
+        if self._batcher is not None:
+            op = cache_pb2.WriteOp(key=key, delete=cache_pb2.DeleteOp())
+            result = await self._batcher.write(op)
+            if self.near is not None:
+                self.near.written((key,), result.position)
+            return bool(result.deleted)
         reply: cache_pb2.DeleteResponse = await self._call(
             "Delete", cache_pb2.DeleteRequest(key=key), route=key, write=True
         )
@@ -496,7 +514,11 @@ def never_sent(exc: grpc.aio.AioRpcError) -> bool:
 
 def _error_from(exc: grpc.aio.AioRpcError) -> CacheError:
     code = exc.code()
-    message = exc.details() or code.name
+    return _failure(code, exc.details() or code.name)
+
+
+def _failure(code: grpc.StatusCode, message: str) -> CacheError:
+    """The exception of a failed call or batch item with `code`."""
     if code in _TRANSPORT_CODES:
         return CacheUnavailable(code, message)
     return CacheError(code, message)

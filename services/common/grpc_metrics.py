@@ -123,9 +123,14 @@ class _MethodSeries:
 class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Counts and times every unary RPC; streaming RPCs are counted as started and handled."""
 
-    def __init__(self, metrics: ServerMetrics) -> None:
+    def __init__(self, metrics: ServerMetrics, max_concurrent: int | None = None) -> None:
         self._metrics = metrics
         self._series: dict[str, _MethodSeries] = {}
+        # #12: the concurrency limit is enforced here, not by grpcio's
+        # maximum_concurrent_rpcs, whose refusals never reach an interceptor
+        # (uncounted); a refusal here is RESOURCE_EXHAUSTED and counted.
+        self._limit = max_concurrent
+        self._in_flight = 0
 
     def _series_for(self, full_method: str) -> _MethodSeries:
         series = self._series.get(full_method)
@@ -151,8 +156,15 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             series.started.inc()
             series.received.inc()
             code = grpc.StatusCode.UNKNOWN
+            limit = self._limit
             try:
-                response = await behavior(request, context)
+                if limit is not None and self._in_flight >= limit:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, _busy(limit))
+                self._in_flight += 1
+                try:
+                    response = await behavior(request, context)
+                finally:
+                    self._in_flight -= 1
                 code = _code_of(context) or grpc.StatusCode.OK
                 if code is grpc.StatusCode.OK:
                     series.sent.inc()
@@ -176,6 +188,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _busy(limit: int) -> str:
+    return (
+        f"the server is busy: {limit} calls in flight, its limit (GRPC_MAX_CONCURRENT_RPCS); "
+        "retry with backoff"
+    )
 
 
 def _code_of(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode | None:

@@ -27,6 +27,8 @@ from services.common.tls import TlsConfig
 
 log = logging.getLogger(__name__)
 
+# Calls grpc core may hold before a handler takes them (see GrpcProcess).
+_MAX_PENDING = 100_000
 ServingStatus = health_pb2.HealthCheckResponse.ServingStatus.ValueType
 Register = Callable[[grpc.aio.Server], None]
 StopHook = Callable[[], Awaitable[None]]
@@ -97,12 +99,20 @@ class GrpcProcess:
             ("grpc.max_receive_message_length", options.max_message_bytes),
             ("grpc.max_send_message_length", options.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # #12: grpc core CANCELs calls queued past max_pending_requests (default
+            # 1000) before any handler or interceptor sees them: a burst of 2,000
+            # unary calls on one channel lost ~10% that way (docs/grpc-bursts.md).
+            # Pending calls are cheap; overload is refused, counted, by the limit below.
+            ("grpc.server.max_pending_requests", _MAX_PENDING),
+            ("grpc.server.max_pending_requests_hard_limit", _MAX_PENDING),
         ]
         self.server = grpc.aio.server(
             # Metrics first, so it also counts what DecodeGuard refuses.
-            interceptors=[MetricsInterceptor(self._metrics), DecodeGuard()],
+            interceptors=[
+                MetricsInterceptor(self._metrics, options.max_concurrent_rpcs),
+                DecodeGuard(),
+            ],
             options=grpc_options,
-            maximum_concurrent_rpcs=options.max_concurrent_rpcs,
         )
         register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

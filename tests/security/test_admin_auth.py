@@ -80,6 +80,11 @@ REST_ADMIN: dict[str, tuple[str, str, Any]] = {
     "CacheService.Delete": ("DELETE", "/api/v1/cache/keys/auth:k", None),
     "CacheService.MSet": ("POST", "/api/v1/cache/mset", {"items": [{"key": "auth:m", "value": 1}]}),
     "CacheService.Clear": ("DELETE", "/api/v1/cache/prefixes/auth", None),
+    "CacheService.WriteBatch": (
+        "POST",
+        "/api/v1/cache/batch",
+        {"ops": [{"key": "auth:b", "set": {"value": 1}}]},
+    ),
     "SectorService.WarmCache": ("POST", "/api/v1/sectors/cache/warm", {"symbols": ["XLK"]}),
     "SectorService.ClearAllCaches": ("DELETE", "/api/v1/sectors/cache", None),
     "SectorService.SetBatchSectorData": (

@@ -313,20 +313,22 @@ class WriteBatchRequest(_message.Message):
     def __init__(self, ops: _Optional[_Iterable[_Union[WriteOp, _Mapping]]] = ...) -> None: ...
 
 class WriteResult(_message.Message):
-    __slots__ = ("key", "code", "message", "ttl_seconds", "deleted", "position")
+    __slots__ = ("key", "code", "message", "ttl_seconds", "deleted", "position", "redirect")
     KEY_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_FIELD_NUMBER: _ClassVar[int]
     key: str
     code: int
     message: str
     ttl_seconds: int
     deleted: bool
     position: Position
-    def __init__(self, key: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., deleted: _Optional[bool] = ..., position: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
+    redirect: OwnerRedirect
+    def __init__(self, key: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., deleted: _Optional[bool] = ..., position: _Optional[_Union[Position, _Mapping]] = ..., redirect: _Optional[_Union[OwnerRedirect, _Mapping]] = ...) -> None: ...
 
 class WriteBatchResponse(_message.Message):
     __slots__ = ("results",)
