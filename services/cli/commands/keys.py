@@ -18,6 +18,11 @@ from services.common.json_value import JSON
 @click.pass_obj
 def get(target: Target, key: str) -> None:
     """Print KEY's JSON value; a miss prints nothing and exits 1."""
+    show(_entry_or_exit(target, key).value)
+
+
+def _entry_or_exit(target: Target, key: str) -> CacheEntry:
+    """KEY's entry; on a miss, exit 1 having printed nothing."""
 
     async def work(client: CacheClient) -> CacheEntry | None:
         return await client.get_entry(key)
@@ -25,7 +30,7 @@ def get(target: Target, key: str) -> None:
     entry = target.run(work)
     if entry is None:
         sys.exit(MISS)
-    show(entry.value)
+    return entry
 
 
 @click.command(name="set")
@@ -103,14 +108,7 @@ def mget(target: Target, keys: tuple[str, ...]) -> None:
 @click.pass_obj
 def ttl(target: Target, key: str) -> None:
     """Seconds KEY has left; a miss prints nothing and exits 1."""
-
-    async def work(client: CacheClient) -> CacheEntry | None:
-        return await client.get_entry(key)
-
-    entry = target.run(work)
-    if entry is None:
-        sys.exit(MISS)
-    click.echo(str(entry.ttl_remaining_seconds))
+    click.echo(str(_entry_or_exit(target, key).ttl_remaining_seconds))
 
 
 @click.command()
