@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -106,6 +107,30 @@ class DictCacheServicer(cache_pb2_grpc.CacheServiceServicer):
         self, request: cache_pb2.ListOwnersRequest, context: Context
     ) -> cache_pb2.ListOwnersResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor has no owners")
+
+    # Streams and listing are not benchmarked against the floor: it answers only the
+    # unary key-value calls the side-by-side rows compare.
+    async def Scan(
+        self, request: cache_pb2.ScanRequest, context: Context
+    ) -> cache_pb2.ScanResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor has no Scan")
+
+    async def Watch(
+        self, request: cache_pb2.WatchRequest, context: Context
+    ) -> AsyncIterator[cache_pb2.WatchEvent]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor has no Watch")
+        yield cache_pb2.WatchEvent()  # pragma: no cover (makes this a stream handler)
+
+    async def Export(
+        self, request: cache_pb2.ExportRequest, context: Context
+    ) -> AsyncIterator[cache_pb2.ExportEntry]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor has no Export")
+        yield cache_pb2.ExportEntry()  # pragma: no cover (makes this a stream handler)
+
+    async def Import(
+        self, request_iterator: AsyncIterator[cache_pb2.ImportRequest], context: Context
+    ) -> cache_pb2.ImportResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor has no Import")
 
 
 async def serve(ready_file: Path | None) -> None:

@@ -222,6 +222,31 @@ class CacheDb:
                 rows.append(row)
         return rows, True
 
+    def page(self, prefix: str, after: str, limit: int, now: float, *, values: bool) -> list[Row]:
+        """Up to `limit` live rows of `prefix` whose keys sort after `after`, in key order
+        (byte order on both databases); with `values` False their blobs are left empty."""
+        # A prefix's keys all start with "<prefix>:" and sort before "<prefix>;": a
+        # range of the primary key, so a page costs `limit` rows, not the table.
+        key = entries.c.key.collate("C") if self.dialect == "postgresql" else entries.c.key
+        low = after if after else prefix + ":"
+        stmt = (
+            select(
+                entries.c.key,
+                entries.c.value if values else entries.c.prefix,
+                entries.c.expires_at,
+            )
+            .where(
+                key >= low if not after else key > low,
+                key < prefix + ";",
+                entries.c.prefix == prefix,
+                entries.c.expires_at > now,
+            )
+            .order_by(key)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [Row(r[0], prefix, r[1] if values else b"", r[2]) for r in conn.execute(stmt)]
+
     def count_by_prefix(self, now: float) -> dict[str, int]:
         """Live entries per prefix."""
         stmt = (

@@ -37,6 +37,23 @@ async def settled(commits: Iterable[Commit]) -> bool:
     return ok
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One key's uncommitted state: its value, or None for a tombstone, and its commit."""
+
+    blob: bytes | None
+    expires_at: float
+    done: Commit
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixPending:
+    """What is uncommitted in one prefix: a Clear (its commit) and the writes newer than it."""
+
+    clear: Commit | None
+    writes: dict[str, Pending]
+
+
 MISS = Seen(None)
 NOT_IN_MEMORY = Seen(None, unknown=True)
 
@@ -102,6 +119,16 @@ class Overlay:
         if clear is not None:
             found.add(clear.done)
         return found
+
+    def pending_of(self, prefix: str) -> PrefixPending:
+        """Every uncommitted write and the uncommitted Clear of `prefix` (for a scan)."""
+        clear = self._clears.get(prefix)
+        writes = {
+            key: Pending(p.blob, p.expires_at, p.done)
+            for key, p in self._writes.items()
+            if p.prefix == prefix and (clear is None or p.seq > clear.seq)
+        }
+        return PrefixPending(None if clear is None else clear.done, writes)
 
     def settle(self, op: WriteOp) -> None:
         """Forget `op` (committed or failed) unless a newer pending op replaced it."""

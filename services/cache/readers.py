@@ -46,6 +46,14 @@ class Readers:
         was all of them."""
         return await self._run("load", lambda: self._db.load_recent(now, budget, cost, prefix))
 
+    async def page(
+        self, prefix: str, after: str, limit: int, now: float, *, values: bool
+    ) -> list[Row]:
+        """A page of `prefix`'s live rows after the key `after`, in key order."""
+        return await self._run(
+            "scan", lambda: self._db.page(prefix, after, limit, now, values=values)
+        )
+
     async def key_counts(self, now: float) -> dict[str, int]:
         """Live rows per prefix."""
         return await self._run("key count", lambda: self._db.count_by_prefix(now))

@@ -9,7 +9,7 @@ NotOwner instead, and the client retries at the owner it names.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -173,13 +173,39 @@ class Router:
         assert exc.owner is not None
         return exc.owner
 
-    async def _forward(self, method: str, request: Any, context: Context, owner: OwnerInfo) -> Any:
+    def owner_elsewhere(self, context: Context, prefix: str) -> OwnerInfo | None:
+        """Where a streaming call on `prefix` is served: None for here, else the owner
+        to forward it to (NotOwner when it may not be forwarded)."""
+        owner = self._ownership.route(prefix)
+        if owner is not None:
+            self._may_forward(prefix, owner, is_forwarded(context))
+        return owner
+
+    async def forward_stream(
+        self, method: str, request: Any, context: Context, owner: OwnerInfo
+    ) -> AsyncIterator[Any]:
+        """A server-streaming call passed whole to `owner`, its messages relayed."""
         self._metrics.forwarded.labels(method).inc()
-        metadata = [(FORWARDED_BY, self._node_id)] + [
+        call = getattr(self._peers.stub(owner.address), method)(
+            request, metadata=self._passed_on(context), timeout=context.time_remaining()
+        )
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as exc:
+            raise ForwardedError(exc, owner) from None
+
+    def _passed_on(self, context: Context) -> list[tuple[str, str]]:
+        """The metadata a forwarded call carries: our mark, and the caller's token."""
+        return [(FORWARDED_BY, self._node_id)] + [
             (key, value)
             for key, value in context.invocation_metadata() or ()
             if key in _PASSED_ON and isinstance(value, str)
         ]
+
+    async def _forward(self, method: str, request: Any, context: Context, owner: OwnerInfo) -> Any:
+        self._metrics.forwarded.labels(method).inc()
+        metadata = self._passed_on(context)
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             # The caller gave up: a late forward would only act behind its back.

@@ -5,20 +5,19 @@
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf import struct_pb2
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.admission import Admission
 from services.cache.keys import KeyRules
+from services.cache.operator_rpcs import OperatorRpcs
 from services.cache.ownership.owners import OwnerInfo, OwnershipView
 from services.cache.routing import Router
 from services.cache.stats import Snapshot
 from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
+from services.cache.values import blob_of as _blob
 from services.cache.watch import Watches, position_of
 from services.cache.write_batch import write_batch
 from services.common.auth import AdminAuth
@@ -32,9 +31,10 @@ from services.common.errors import (
 from services.common.hit_rate import hit_rate
 
 
-class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
+class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
     """The CacheService over one CacheStore; calls on prefixes owned elsewhere are
-    forwarded there by the router (the data RPCs), or answered from here (the rest)."""
+    forwarded there by the router (the data RPCs), or answered from here (the rest).
+    Scan, Export and Import come from OperatorRpcs."""
 
     def __init__(
         self,
@@ -333,52 +333,6 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             ],
             owners=[_owner(o) for o in ownership.owners()],
         )
-
-
-def _blob(value: struct_pb2.Value, present: bool, field: str) -> bytes:
-    # An unset value is refused rather than stored as null: a forgotten field
-    # must not silently cache a null over good data.
-    if not present:
-        raise invalid_argument(
-            f"{field} is required: send any JSON value; to store JSON null send it "
-            'explicitly ({"nullValue": "NULL_VALUE"} in protobuf JSON, null over REST)',
-            field,
-        )
-    if value.WhichOneof("kind") is None:
-        raise invalid_argument(
-            f"{field} has no kind set: set one of null_value, number_value, string_value, "
-            "bool_value, struct_value or list_value",
-            field,
-        )
-    blob = value.SerializeToString()
-    # The byte scan is cheap and rules out almost every value; only a hit walks the tree.
-    if _NON_FINITE.search(blob) is not None and not _finite(value):
-        raise invalid_argument(
-            f"{field} holds NaN or an infinity: a value is JSON, and JSON numbers are finite",
-            field,
-        )
-    return blob
-
-
-# Value.number_value (field 2, fixed64: tag 0x11) with all 11 exponent bits set, which
-# little-endian puts in the last two bytes: NaN or an infinity (or bytes inside a string).
-_NON_FINITE = re.compile(rb"\x11[\x00-\xff]{6}[\xf0-\xff][\x7f\xff]")
-
-
-def _finite(value: struct_pb2.Value) -> bool:
-    """Whether every number in `value` is finite (else no REST client could read it back)."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        kind = item.WhichOneof("kind")
-        if kind == "number_value":
-            if not math.isfinite(item.number_value):
-                return False
-        elif kind == "list_value":
-            pending.extend(item.list_value.values)
-        elif kind == "struct_value":
-            pending.extend(item.struct_value.fields.values())
-    return True
 
 
 # One MGet item as a part of the call answered it: a hit here, a miss, or a

@@ -29,6 +29,7 @@ from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, s
 from services.cache.ownership.owners import Owned
 from services.cache.positions import At, Positions
 from services.cache.readers import Readers
+from services.cache.scan import Page, merge
 from services.cache.stats import CacheStats, Snapshot
 from services.cache.tenure import Leases, Tenure
 from services.cache.writes import (
@@ -293,10 +294,7 @@ class CacheStore:
             # One increment per counter per call, not one per key.
             self._stats.read(prefix, hits, len(indexes) - hits)
             return
-        raise CacheError(
-            Failure.UNAVAILABLE,
-            f"writes to prefix {prefix!r} keep failing to commit; retry later",
-        )
+        raise _keeps_failing(prefix)
 
     def _peek_all(
         self, prefix: str, indexes: list[int], keys: Sequence[str], now: float
@@ -348,6 +346,24 @@ class CacheStore:
         ):
             self._evicted(self._memory.put(key, prefix, row.blob, row.expires_at))
         return Seen(row.blob, row.expires_at)
+
+    async def page(self, prefix: str, after: str, limit: int, *, values: bool) -> Page:
+        """Up to `limit` live entries of `prefix` with keys after `after`, in key order
+        (their values too when asked). The prefix's gate is held for this page only."""
+        self._keys.check_prefix(prefix, "prefix")
+        self._check_open()
+        for _attempt in range(_READ_ATTEMPTS):
+            async with self._gates.hold(prefix):
+                await self._ownership.admit(prefix)
+                now = self._clock.now()
+                rows = await self._readers.page(prefix, after, limit, now, values=values)
+                page = merge(
+                    rows, self._overlay.pending_of(prefix), after=after, limit=limit, now=now
+                )
+            # The output gate, as for reads: nothing listed before it is durable.
+            if not page.waits or await settled(page.waits):
+                return page
+        raise _keeps_failing(prefix)
 
     # -- writes --------------------------------------------------------------
 
@@ -579,6 +595,13 @@ class CacheStore:
 
 def _at(op: Put | Remove | ClearPrefix) -> At:
     return At(op.prefix, op.epoch, op.commit_seq)
+
+
+def _keeps_failing(prefix: str) -> CacheError:
+    """A read gave up: every look found a write that then failed to commit."""
+    return CacheError(
+        Failure.UNAVAILABLE, f"writes to prefix {prefix!r} keep failing to commit; retry later"
+    )
 
 
 class _Forget:

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -379,11 +387,10 @@ class CacheClient:
 
     async def clear(self, prefix: str, *, token: str | None = None) -> int:
         """Delete every key of `prefix` (admin: needs the ADMIN_TOKEN); returns how many."""
-        metadata = [("authorization", f"Bearer {token}")] if token else None
         if self.near is not None:
             self.near.flush(prefix, None)
         reply: cache_pb2.ClearResponse = await self._call(
-            "Clear", cache_pb2.ClearRequest(prefix=prefix), metadata, route=prefix, write=True
+            "Clear", cache_pb2.ClearRequest(prefix=prefix), _admin(token), route=prefix, write=True
         )
         if self.near is not None:
             self.near.cleared(reply.position)
@@ -461,6 +468,61 @@ class CacheClient:
         level = logging.DEBUG if isinstance(exc, CacheUnavailable) else logging.WARNING
         log.log(level, "cache %s failed for prefix %r; using the fetcher: %s", op, prefix, exc)
 
+    # -- operator calls (the CLI's): listing, export, import, owners -------------
+
+    async def scan_page(
+        self, prefix: str, cursor: str = "", *, match: str = "", limit: int = 0
+    ) -> tuple[list[str], str]:
+        """One page of `prefix`'s keys and the cursor to go on with ("" when done)."""
+        request = cache_pb2.ScanRequest(prefix=prefix, cursor=cursor, match=match, limit=limit)
+        reply: cache_pb2.ScanResponse = await self._call("Scan", request, route=prefix)
+        return list(reply.keys), reply.next_cursor
+
+    async def scan(self, prefix: str, *, match: str = "", limit: int = 0) -> AsyncIterator[str]:
+        """Every key of `prefix` (matching the glob `match`), page after page."""
+        cursor = ""
+        while True:
+            keys, cursor = await self.scan_page(prefix, cursor, match=match, limit=limit)
+            for key in keys:
+                yield key
+            if not cursor:
+                return
+
+    async def export(
+        self, prefix: str = "", *, token: str | None = None
+    ) -> AsyncIterator[cache_pb2.ExportEntry]:
+        """Every live entry of `prefix` (or of all prefixes), streamed (admin)."""
+        stub = self._pool.stub(self.route(prefix) if prefix else self.address)
+        call = stub.Export(cache_pb2.ExportRequest(prefix=prefix), metadata=_admin(token))
+        try:
+            async for entry in call:
+                yield entry
+        except grpc.aio.AioRpcError as exc:
+            raise _error_from(exc) from None
+
+    async def import_entries(
+        self, chunks: AsyncIterable[Sequence[cache_pb2.ExportEntry]], *, token: str | None = None
+    ) -> int:
+        """Write entries chunk by chunk, each durable before the next (admin); how many."""
+
+        async def requests() -> AsyncIterator[cache_pb2.ImportRequest]:
+            async for entries in chunks:
+                yield cache_pb2.ImportRequest(entries=entries)
+
+        stub = self._pool.stub(self.address)
+        try:
+            reply = await stub.Import(requests(), metadata=_admin(token))
+        except grpc.aio.AioRpcError as exc:
+            raise _error_from(exc) from None
+        return int(reply.imported)
+
+    async def owners(self) -> cache_pb2.ListOwnersResponse:
+        """The live members and the lease of each prefix, as the called node knows them."""
+        reply: cache_pb2.ListOwnersResponse = await self._call(
+            "ListOwners", cache_pb2.ListOwnersRequest()
+        )
+        return reply
+
     async def close(self) -> None:
         """Close the channels (and the near cache's streams); the client may be used again."""
         if self._watches is not None:
@@ -485,6 +547,11 @@ def _mset_item(item: MSetItem) -> cache_pb2.MSetItem:
     else:
         key, value, ttl = item
     return cache_pb2.MSetItem(key=key, value=to_value(value), ttl_seconds=int(ttl or 0))
+
+
+def _admin(token: str | None) -> list[tuple[str, str]] | None:
+    """The metadata of an admin call."""
+    return [("authorization", f"Bearer {token}")] if token else None
 
 
 def _redirect_of(exc: grpc.aio.AioRpcError) -> cache_pb2.OwnerRedirect | None:

@@ -38,6 +38,7 @@ from services.gateway.routes import (
     build_routes,
 )
 from services.gateway.transcode import build_request, response_json
+from services.gateway.transfer import Transfer
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class Gateway:
         )
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._calls: dict[str, UnaryCall] = {}
+        # Export and import (JSON Lines over the streaming RPCs), beside the route table.
+        cache = settings.backends.get("marketcache.v1.CacheService", "")
+        self.transfer = Transfer(self.auth, lambda: self._channels.get(cache), _json)
 
     def backend_of(self, route: Route) -> str:
         """`Service at host:port`, for error messages."""
@@ -129,6 +133,10 @@ class Gateway:
                     {"Allow": ", ".join(READ_METHODS)},
                 )
             return await handler(request)
+        bulk = self.transfer.handler(request.method, path)
+        if bulk is not None:
+            request[_ROUTE_LABEL] = path
+            return await bulk(request)
         raw_path = _raw_path(request)
         try:
             found = self.router.resolve(request.method, raw_path)

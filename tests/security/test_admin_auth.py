@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc, sector_pb2, sector_pb2_grpc
 from services.gateway.routes import api_services, build_routes
@@ -54,6 +55,19 @@ def _clear(channel: grpc.Channel, metadata: Metadata) -> object:
     return cache_pb2_grpc.CacheServiceStub(channel).Clear(request, metadata=metadata, timeout=30)
 
 
+def _export(channel: grpc.Channel, metadata: Metadata) -> object:
+    request = cache_pb2.ExportRequest(prefix="auth")
+    stub = cache_pb2_grpc.CacheServiceStub(channel)
+    return list(stub.Export(request, metadata=metadata, timeout=30))
+
+
+def _import(channel: grpc.Channel, metadata: Metadata) -> object:
+    entry = cache_pb2.ExportEntry(key="auth:i", value=struct_pb2.Value(number_value=1))
+    chunk = cache_pb2.ImportRequest(entries=[entry])
+    stub = cache_pb2_grpc.CacheServiceStub(channel)
+    return stub.Import(iter([chunk]), metadata=metadata, timeout=30)
+
+
 def _sector(method: str, message: Any) -> GrpcCall:
     def call(channel: grpc.Channel, metadata: Metadata) -> object:
         stub = sector_pb2_grpc.SectorServiceStub(channel)
@@ -65,6 +79,8 @@ def _sector(method: str, message: Any) -> GrpcCall:
 BATCH = sector_pb2.SetBatchSectorDataRequest(sectors=[sector_pb2.SectorData(symbol="XLK", price=9)])
 GRPC_ADMIN: dict[str, tuple[str, GrpcCall]] = {
     "CacheService.Clear": ("cache", _clear),
+    "CacheService.Export": ("cache", _export),
+    "CacheService.Import": ("cache", _import),
     "SectorService.ClearAllCaches": (
         "sector",
         _sector("ClearAllCaches", sector_pb2.ClearAllCachesRequest()),
@@ -92,6 +108,11 @@ REST_ADMIN: dict[str, tuple[str, str, Any]] = {
         "/api/v1/sectors/batch",
         {"sectors": [{"symbol": "XLK", "price": 9}]},
     ),
+}
+# Streaming RPCs served beside the route table (services/gateway/transfer.py).
+REST_STREAMING_ADMIN: dict[str, tuple[str, str, Any]] = {
+    "CacheService.Export": ("GET", "/api/v1/cache/export?prefix=auth", None),
+    "CacheService.Import": ("POST", "/api/v1/cache/import", {"key": "auth:i", "value": 1}),
 }
 
 
@@ -184,7 +205,7 @@ def test_every_admin_route_checks_the_token(servers: Servers) -> None:
     results: dict[str, dict[str, int]] = {}
     wrong: list[str] = []
     url, url_without = servers.stack.url, servers.gateway_without.http_url
-    for rpc, (method, path, body) in REST_ADMIN.items():
+    for rpc, (method, path, body) in {**REST_ADMIN, **REST_STREAMING_ADMIN}.items():
         for label, credential in CREDENTIALS.items():
             headers = {} if credential is None else {"Authorization": credential}
             reply = request(url, method, path, body, headers=headers)
@@ -196,11 +217,16 @@ def test_every_admin_route_checks_the_token(servers: Servers) -> None:
             if off.status != 403:
                 wrong.append(f"{method} {path} with {label}, no ADMIN_TOKEN: {off.status}")
     # Reads need no token.
-    for path in ("/api/v1/cache/keys/auth:k", "/api/v1/sectors/XLK", "/api/v1/cache/health"):
+    for path in (
+        "/api/v1/cache/keys/auth:k",
+        "/api/v1/sectors/XLK",
+        "/api/v1/cache/health",
+        "/api/v1/cache/prefixes/auth/keys",
+    ):
         reply = request(url, "GET", path)
         if reply.status != 200:
             wrong.append(f"GET {path} without a token: {reply.status}")
-    _record("REST", len(REST_ADMIN), results, wrong)
+    _record("REST", len(REST_ADMIN) + len(REST_STREAMING_ADMIN), results, wrong)
     assert not wrong, "\n".join(wrong)
 
 
@@ -253,6 +279,8 @@ def test_the_admin_token_reaches_only_the_auth_check_and_the_forwarded_header() 
     )
     assert readers == [
         "services/cache/config.py",
+        # The CLI sends the operator's token (--token, default ADMIN_TOKEN); it checks nothing.
+        "services/cli/app.py",
         "services/gateway/config.py",
         # The launcher generates the token and hands it to its children's environment.
         "services/launcher/supervisor.py",
