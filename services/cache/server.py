@@ -20,6 +20,7 @@ from services.cache.ownership.lease_db import Incarnation, LeaseDb
 from services.cache.ownership.lease_metrics import OwnershipMetrics
 from services.cache.ownership.leases import LeaseOwnership
 from services.cache.ownership.liveness import host_key
+from services.cache.replication import ReplicationGauge, check
 from services.cache.routing import Peers, Router
 from services.cache.servicer import CacheServicer
 from services.cache.stats import CacheStats
@@ -60,6 +61,7 @@ class CacheServer:
             host=host_key(),
         )
         metrics = OwnershipMetrics(registry)
+        self.replication = ReplicationGauge(registry)
         self.ownership = LeaseOwnership(
             LeaseDb(self.db, me, self.advertised_address, settings.lease_seconds, clock.monotonic),
             metrics,
@@ -129,6 +131,8 @@ class CacheServer:
     async def start(self) -> None:
         """Listen (NOT_SERVING), open the store, start sweeping, then report SERVING."""
         await self.process.start()
+        # Before any write: a database that may lose acknowledged writes is named now.
+        await check([self.db], self.replication, require=self.settings.require_sync_replication)
         await self.store.open()
         self.sweeper.start()
         await self.process.set_serving(True)
