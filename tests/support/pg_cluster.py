@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -21,10 +22,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
 
 PG_BIN = Path(os.environ.get("MARKETCACHE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 _TOOLS = ("initdb", "pg_ctl", "pg_basebackup", "postgres")
+
+
+def __free_port() -> int:
+    # A server's port is fixed at initdb time, so it cannot bind 127.0.0.1:0 itself.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def require_pg_binaries() -> None:
@@ -117,7 +124,7 @@ class PgSet:
 
     def primary(self, name: str = "primary") -> PgNode:
         """initdb and start a primary that standbys may stream from."""
-        node = PgNode(name, self.base / name, free_port())
+        node = PgNode(name, self.base / name, _free_port())
         _as_postgres(
             PG_BIN / "initdb", "-D", node.datadir, "-U", "postgres", "--auth=trust", "-E", "UTF8"
         )
@@ -138,7 +145,7 @@ class PgSet:
 
     def standby(self, primary: PgNode, name: str = "standby") -> PgNode:
         """pg_basebackup -R from `primary`, then start it streaming as `name`."""
-        node = PgNode(name, self.base / name, free_port())
+        node = PgNode(name, self.base / name, _free_port())
         _as_postgres(
             PG_BIN / "pg_basebackup",
             "-h", "127.0.0.1",
