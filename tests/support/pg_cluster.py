@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-
 PG_BIN = Path(os.environ.get("MARKETCACHE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 _TOOLS = ("initdb", "pg_ctl", "pg_basebackup", "postgres")
 
