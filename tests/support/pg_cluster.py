@@ -26,7 +26,7 @@ PG_BIN = Path(os.environ.get("MARKETCACHE_PG_BIN", "/usr/lib/postgresql/15/bin")
 _TOOLS = ("initdb", "pg_ctl", "pg_basebackup", "postgres")
 
 
-def __free_port() -> int:
+def _free_port() -> int:
     # A server's port is fixed at initdb time, so it cannot bind 127.0.0.1:0 itself.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
