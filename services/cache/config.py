@@ -132,6 +132,13 @@ def _db_urls(env: Env) -> tuple[str, ...]:
             raise ConfigError(
                 f"CACHE_DB_URLS: shards must be PostgreSQL databases, got {url.split(':')[0]}:..."
             )
+    if len(urls) > 1:
+        # Refused rather than half-served: writing every prefix to the first URL would
+        # strand whatever a later sharded start homes elsewhere (docs/scaling.md, step 4).
+        raise ConfigError(
+            f"CACHE_DB_URLS: {len(urls)} databases given, but this build does not shard "
+            "prefixes yet; give one URL (CACHE_DB_URL) - see docs/scaling.md"
+        )
     return urls
 
 

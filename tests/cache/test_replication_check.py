@@ -88,6 +88,10 @@ def test_require_sync_replication_refuses_to_start_naming_the_variable(
             {"CACHE_DB_URLS": "postgresql+psycopg://u@h/a,postgresql+psycopg://u@h/a"},
             "CACHE_DB_URLS: the same URL is listed twice",
         ),
+        (
+            {"CACHE_DB_URLS": "postgresql+psycopg://u@h/a, postgresql+psycopg://u@h/b"},
+            "CACHE_DB_URLS: 2 databases given, but this build does not shard",
+        ),
     ],
 )
 def test_database_urls_that_cannot_work_are_refused(env: dict[str, str], expected: str) -> None:
