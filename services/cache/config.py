@@ -126,20 +126,23 @@ def _db_urls(env: Env) -> tuple[str, ...]:
         raise ConfigError("CACHE_DB_URLS: empty; give one or more PostgreSQL URLs")
     if len(set(urls)) != len(urls):
         raise ConfigError("CACHE_DB_URLS: the same URL is listed twice")
+    if len({shard_identity(u) for u in urls}) != len(urls):
+        raise ConfigError(
+            "CACHE_DB_URLS: two URLs differ only in their password: that is one database twice"
+        )
     for url in urls:
         check_db_url("CACHE_DB_URLS", url)
         if len(urls) > 1 and make_url(url).get_backend_name() != "postgresql":
             raise ConfigError(
                 f"CACHE_DB_URLS: shards must be PostgreSQL databases, got {url.split(':')[0]}:..."
             )
-    if len(urls) > 1:
-        # Refused rather than half-served: writing every prefix to the first URL would
-        # strand whatever a later sharded start homes elsewhere (docs/scaling.md, step 4).
-        raise ConfigError(
-            f"CACHE_DB_URLS: {len(urls)} databases given, but this build does not shard "
-            "prefixes yet; give one URL (CACHE_DB_URL) - see docs/scaling.md"
-        )
     return urls
+
+
+def shard_identity(url: str) -> str:
+    """What names a shard in the rendezvous hashing: its URL without the password (a
+    rotated password must not move every prefix)."""
+    return make_url(url)._replace(password=None).render_as_string(hide_password=False)
 
 
 def check_db_url(name: str, url: str) -> str:

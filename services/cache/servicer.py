@@ -16,6 +16,7 @@ from services.cache.admission import Admission
 from services.cache.keys import KeyRules
 from services.cache.ownership.owners import OwnerInfo, OwnershipView
 from services.cache.routing import Router
+from services.cache.shards import ShardedStore
 from services.cache.stats import Snapshot
 from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
 from services.common.auth import AdminAuth
@@ -34,7 +35,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
 
     def __init__(
         self,
-        store: CacheStore,
+        store: CacheStore | ShardedStore,  # shards (#16): or one store per database
         router: Router,
         *,
         keys: KeyRules,

@@ -89,8 +89,8 @@ def test_require_sync_replication_refuses_to_start_naming_the_variable(
             "CACHE_DB_URLS: the same URL is listed twice",
         ),
         (
-            {"CACHE_DB_URLS": "postgresql+psycopg://u@h/a, postgresql+psycopg://u@h/b"},
-            "CACHE_DB_URLS: 2 databases given, but this build does not shard",
+            {"CACHE_DB_URLS": "postgresql+psycopg://u:x@h/a, postgresql+psycopg://u:y@h/a"},
+            "CACHE_DB_URLS: two URLs differ only in their password",
         ),
     ],
 )
@@ -106,3 +106,10 @@ def test_a_failover_pair_in_either_form_is_accepted() -> None:
         "postgresql+psycopg://u@/db?host=a,b&port=5432,5433&target_session_attrs=read-write",
     ):
         assert CacheSettings.from_env(Env({"CACHE_DB_URL": url})).db_url == url
+
+
+def test_several_shards_are_accepted_in_order() -> None:
+    urls = ("postgresql+psycopg://u@h/a", "postgresql+psycopg://u@h/b")
+    settings = CacheSettings.from_env(Env({"CACHE_DB_URLS": " , ".join(urls)}))
+    assert settings.db_urls == urls
+    assert settings.db_url == urls[0]
