@@ -23,7 +23,7 @@ from tests.cache.shard_support import (
     sharded_server,
     sql,
 )
-from tests.ownership.cluster import MISSING, get, put
+from tests.support.cache_calls import MISSING, get, put
 from tests.support.polling import eventually
 from tests.support.postgres import fresh_database
 
