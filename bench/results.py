@@ -109,6 +109,13 @@ REFRESH_AHEAD_P99 = Row("refresh_ahead_p99", "50 hot quotes, refresh-ahead on: p
 REFRESH_PLAIN_P99 = Row("refresh_plain_p99", "50 hot quotes, refresh-ahead off: p99", "ms", False)
 DIRECT_P50 = Row("direct_get_p50", "Get via the owner (direct): p50", "µs", False)
 FORWARD_P50 = Row("forwarded_get_p50", "Get via a non-owner (forwarded): p50", "µs", False)
+# PostgreSQL shards (#16): bench/shards.py.
+SET_PG_1SHARD = Row(
+    "set_c64_pg_1shard", "Durable Set, concurrency 64, PostgreSQL, 1 shard", "ops/s", True
+)
+SET_PG_2SHARDS = Row(
+    "set_c64_pg_2shards", "Durable Set, concurrency 64, PostgreSQL, 2 shards", "ops/s", True
+)
 SYSTEM_ROWS = (
     RESTART_EMPTY,
     RESTART_SERVING,
@@ -125,6 +132,8 @@ SYSTEM_ROWS = (
     REFRESH_PLAIN_P99,
     DIRECT_P50,
     FORWARD_P50,
+    SET_PG_1SHARD,
+    SET_PG_2SHARDS,
 )
 
 

@@ -18,6 +18,7 @@ from bench import (
     market_stack,
     memory,
     refresh_ahead,
+    shards,
     snapshot,
     stampede,
 )
@@ -258,6 +259,15 @@ async def forwarding_section(run: Run) -> None:
     await forwarding.measure(run.results, run.sizes, run.workdir)
 
 
+async def shards_section(run: Run) -> None:
+    """Durable Set at concurrency 64 on one PostgreSQL database and on two shards (#16)."""
+    if not service_available("cache"):
+        for row in shards.ROWS:
+            run.results.put_system(row, Cell.not_measured(NO_CACHE))
+        return
+    await shards.measure(run.results, run.sizes, run.workdir / "shards")
+
+
 async def market_section(run: Run) -> None:
     """The REST snapshot warm against cold, and the stampede, through the whole system."""
     rows = (SNAP_WARM_P50, SNAP_WARM_P99, SNAP_COLD_P50, SNAP_SPEEDUP, STAMPEDE_CALLS, STAMPEDE_P50)
@@ -291,6 +301,7 @@ SECTIONS: dict[str, Section] = {
     "snapshot and stampede": market_section,
     "refresh ahead": refresh_ahead_section,
     "forwarded get": forwarding_section,
+    "postgresql shards": shards_section,
 }
 
 
