@@ -59,6 +59,12 @@ def rebalance(source: list[str], target: list[str]) -> subprocess.CompletedProce
     )
 
 
+async def _put_each(stub: cache_pb2_grpc.CacheServiceAsyncStub, prefixes: list[str]) -> None:
+    """One key per prefix, `<prefix>:k`, whose value is the prefix."""
+    for p in prefixes:
+        await put(stub, f"{p}:k", p)
+
+
 async def test_each_prefix_lives_in_its_home_shard_only(dbs: list[str], tmp_path: Path) -> None:
     urls = dbs[:2]
     prefixes = [f"s{i}" for i in range(40)]
@@ -66,8 +72,7 @@ async def test_each_prefix_lives_in_its_home_shard_only(dbs: list[str], tmp_path
     await server.start()
     try:
         async with cache_stub(server.address) as stub:
-            for p in prefixes:
-                await put(stub, f"{p}:k", p)
+            await _put_each(stub, prefixes)
             assert [await get(stub, f"{p}:k") for p in prefixes] == prefixes
             health = await stub.Health(cache_pb2.HealthRequest())
             assert (health.status, health.reason) == ("healthy", "")
@@ -242,8 +247,7 @@ async def test_a_changed_list_is_refused_until_the_rebalance_tool_moves_the_data
     await server.start()
     try:
         async with cache_stub(server.address) as stub:
-            for p in prefixes:
-                await put(stub, f"{p}:k", p)
+            await _put_each(stub, prefixes)
         # Refused while a cache is alive in any database.
         busy = rebalance(old, new)
         assert busy.returncode == 1
