@@ -134,6 +134,13 @@ NEAR_ROWS = (
     INVAL_LOAD_P99,
     SNAP_NEAR_P50,
 )
+# PostgreSQL shards (#16): bench/shards.py.
+SET_PG_1SHARD = Row(
+    "set_c64_pg_1shard", "Durable Set, concurrency 64, PostgreSQL, 1 shard", "ops/s", True
+)
+SET_PG_2SHARDS = Row(
+    "set_c64_pg_2shards", "Durable Set, concurrency 64, PostgreSQL, 2 shards", "ops/s", True
+)
 SYSTEM_ROWS = (
     RESTART_EMPTY,
     RESTART_SERVING,
@@ -151,6 +158,8 @@ SYSTEM_ROWS = (
     DIRECT_P50,
     FORWARD_P50,
     *NEAR_ROWS,
+    SET_PG_1SHARD,
+    SET_PG_2SHARDS,
 )
 
 

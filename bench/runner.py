@@ -20,6 +20,7 @@ from bench import (
     memory,
     near_cache,
     refresh_ahead,
+    shards,
     snapshot,
     stampede,
 )
@@ -260,6 +261,15 @@ async def forwarding_section(run: Run) -> None:
     await forwarding.measure(run.results, run.sizes, run.workdir)
 
 
+async def shards_section(run: Run) -> None:
+    """Durable Set at concurrency 64 on one PostgreSQL database and on two shards (#16)."""
+    if not service_available("cache"):
+        for row in shards.ROWS:
+            run.results.put_system(row, Cell.not_measured(NO_CACHE))
+        return
+    await shards.measure(run.results, run.sizes, run.workdir / "shards")
+
+
 async def market_section(run: Run) -> None:
     """The REST snapshot warm against cold, and the stampede, through the whole system."""
     rows = (SNAP_WARM_P50, SNAP_WARM_P99, SNAP_COLD_P50, SNAP_SPEEDUP, STAMPEDE_CALLS, STAMPEDE_P50)
@@ -311,6 +321,7 @@ SECTIONS: dict[str, Section] = {
     "forwarded get": forwarding_section,
     "near cache": near_cache_section,
     "client batching": client_batching_section,
+    "postgresql shards": shards_section,
 }
 
 

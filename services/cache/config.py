@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.engine import make_url
@@ -52,6 +53,11 @@ class CacheSettings:
     # Take over at once the leases of a cache process on this host that has exited
     # (rather than waiting for them to expire); see liveness.py.
     detect_local_exits: bool = True
+    # Refuse to start on a PostgreSQL that does not replicate synchronously.
+    require_sync_replication: bool = False
+    # CACHE_DB_URLS: two or more databases, each the home of the prefixes rendezvous
+    # hashing gives it (shards.py); empty: the one database of db_url.
+    db_urls: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> CacheSettings:
@@ -74,9 +80,12 @@ class CacheSettings:
         advertise = env.optional("CACHE_ADVERTISE_ADDR")
         if advertise is not None:
             env.address("CACHE_ADVERTISE_ADDR", advertise)
+        urls = _db_urls(env)
         return cls(
             server=server,
-            db_url=_db_url(env),
+            db_url=urls[0],
+            db_urls=urls if len(urls) > 1 else (),
+            require_sync_replication=env.flag("CACHE_REQUIRE_SYNC_REPLICATION", False),
             node_id=env.string("CACHE_NODE_ID", f"{socket.gethostname()}-{os.getpid()}"),
             advertise_addr=advertise,
             lease_seconds=env.number("CACHE_LEASE_SECONDS", 10.0, minimum=1.0, maximum=3600.0),
@@ -100,23 +109,81 @@ class CacheSettings:
         )
 
 
-def _db_url(env: Env) -> str:
-    url = env.string("CACHE_DB_URL", "sqlite:///./var/cache.db")
+def _db_urls(env: Env) -> tuple[str, ...]:
+    """CACHE_DB_URL, or the shards of CACHE_DB_URLS (never both)."""
+    one = env.optional("CACHE_DB_URL")
+    many = env.optional("CACHE_DB_URLS")
+    if many is None:
+        url = one if one is not None else "sqlite:///./var/cache.db"
+        return (check_db_url("CACHE_DB_URL", url),)
+    if one is not None:
+        raise ConfigError(
+            "CACHE_DB_URL and CACHE_DB_URLS are both set: set CACHE_DB_URLS alone to shard "
+            "prefixes over several databases, or CACHE_DB_URL alone for one"
+        )
+    urls = tuple(u for u in re.split(r"[\s,]+", many) if u)
+    if not urls:
+        raise ConfigError("CACHE_DB_URLS: empty; give one or more PostgreSQL URLs")
+    if len(set(urls)) != len(urls):
+        raise ConfigError("CACHE_DB_URLS: the same URL is listed twice")
+    if len({shard_identity(u) for u in urls}) != len(urls):
+        raise ConfigError(
+            "CACHE_DB_URLS: two URLs differ only in their password: that is one database twice"
+        )
+    for url in urls:
+        check_db_url("CACHE_DB_URLS", url)
+        if len(urls) > 1 and make_url(url).get_backend_name() != "postgresql":
+            raise ConfigError(
+                f"CACHE_DB_URLS: shards must be PostgreSQL databases, got {url.split(':')[0]}:..."
+            )
+    return urls
+
+
+def shard_identity(url: str) -> str:
+    """What names a shard in the rendezvous hashing: its URL without the password (a
+    rotated password must not move every prefix)."""
+    return make_url(url)._replace(password=None).render_as_string(hide_password=False)
+
+
+def check_db_url(name: str, url: str) -> str:
+    """`url` when the cache can use it; ConfigError naming `name` and the fix otherwise."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(
-            f"CACHE_DB_URL: not a database URL: {url!r} "
+            f"{name}: not a database URL: {url.rsplit('@', maxsplit=1)[-1]!r} "
             "(expected sqlite:///path/cache.db or postgresql+psycopg://user@host/db)"
         ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
-            f"CACHE_DB_URL: unsupported database {parsed.get_backend_name()!r}: "
+            f"{name}: unsupported database {parsed.get_backend_name()!r}: "
             "use sqlite:///... or postgresql+psycopg://..."
         )
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-        raise ConfigError("CACHE_DB_URL: SQLite needs a file path, e.g. sqlite:///./var/cache.db")
+        raise ConfigError(f"{name}: SQLite needs a file path, e.g. sqlite:///./var/cache.db")
+    if parsed.get_backend_name() == "postgresql":
+        _check_hosts(name, parsed.query)
     return url
+
+
+def _check_hosts(name: str, query: Mapping[str, str | tuple[str, ...]]) -> None:
+    """Several hosts (a failover pair) must say which one to write to."""
+    raw = query.get("host", ())
+    hosts = [h for part in ((raw,) if isinstance(raw, str) else raw) for h in part.split(",")]
+    if len(hosts) < 2:
+        return
+    if any(":" in h for h in hosts) and isinstance(raw, str) and "," in raw:
+        raise ConfigError(
+            f"{name}: write several hosts as ?host=h1:5432&host=h2:5432 or as "
+            "?host=h1,h2&port=5432,5432 (libpq cannot read host:port inside a list)"
+        )
+    attrs = query.get("target_session_attrs")
+    if attrs not in ("read-write", "primary"):
+        raise ConfigError(
+            f"{name}: {len(hosts)} hosts but no target_session_attrs=read-write: after a "
+            "failover the cache could connect to a read-only standby; add "
+            "&target_session_attrs=read-write"
+        )
 
 
 def size(env: Env, name: str, default: int, *, minimum: int = 0) -> int:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from services.cache.db_link import DbLink
 from services.cache.tables import entries, leases, metadata
 from services.cache.writes import (
     STORED,
@@ -72,6 +73,8 @@ class CacheDb:
     ) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        # Up or down, told by every caller; logs once per change (never the password).
+        self.link = DbLink(parsed.render_as_string(hide_password=True))
         kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 4}
         self._sqlite_file = Path(parsed.database or "") if self.dialect == "sqlite" else None
         if self.dialect == "sqlite":

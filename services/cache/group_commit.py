@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from services.cache.db_link import DbLink, is_disconnect
 from services.cache.errors import CacheError, Failure
 from services.cache.writes import Outcome, WriteOp
 
@@ -50,11 +51,13 @@ class GroupCommitter:
         max_batch: int = 2048,
         observe: Observe | None = None,
         refuse: Refuse | None = None,
+        link: DbLink | None = None,
     ) -> None:
         self._apply = apply
         self._settle = settle
         self._refuse = refuse or _refused
         self._observe = observe
+        self._link = link
         self.max_batch = max_batch
         self._queue: deque[_Submission] = deque()
         self._wake = asyncio.Event()
@@ -134,18 +137,26 @@ class GroupCommitter:
             )
         except Exception as exc:
             self._report(len(ops), started, ok=False)
-            log.error("commit of %d writes failed: %s", len(ops), exc, exc_info=True)
+            if self._link is not None and is_disconnect(exc):
+                # A failover or an outage: one line when it starts, not one per commit.
+                self._link.failed("commit", exc)
+            else:
+                log.error("commit of %d writes failed: %s", len(ops), exc, exc_info=True)
             self._settle(ops, None)
+            # A connection lost during COMMIT leaves the outcome unknown: never
+            # acknowledged, and the caller must not assume it was not applied.
             error = CacheError(
                 Failure.UNAVAILABLE,
                 f"the database commit failed ({type(exc).__name__}); the write was not "
-                "applied, retry",
+                "acknowledged and may or may not have been applied: retry",
             )
             for submission in group:
                 if not submission.future.done():
                     submission.future.set_exception(error)
             return
         self._report(len(ops), started, ok=True)
+        if self._link is not None:
+            self._link.ok()
         applied = [(s, out) for s, out in zip(group, outcomes, strict=True) if out is not None]
         self.commits += 1
         self.writes += sum(len(s.ops) for s, _ in applied)

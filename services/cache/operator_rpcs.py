@@ -25,6 +25,7 @@ from services.cache.scan import (
     matching,
     page_limit,
 )
+from services.cache.shards import ShardedStore
 from services.cache.store import CacheStore
 from services.cache.values import blob_of
 from services.common.auth import AdminAuth
@@ -37,7 +38,7 @@ EXPORT_PAGE = 100
 class OperatorRpcs:
     """Scan, Export and Import over the servicer's store, router, rules and auth."""
 
-    _store: CacheStore
+    _store: CacheStore | ShardedStore
     _router: Router
     _keys: KeyRules
     _admission: Admission

@@ -11,6 +11,7 @@ from typing import TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.cache.db import CacheDb, Row
+from services.cache.db_link import is_disconnect
 from services.cache.errors import CacheError, Failure
 
 log = logging.getLogger(__name__)
@@ -27,13 +28,18 @@ class Readers:
 
     async def _run(self, what: str, fn: Callable[[], T]) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+            result = await asyncio.get_running_loop().run_in_executor(self._pool, fn)
         except SQLAlchemyError as exc:
-            log.warning("database %s failed: %s", what, exc)
+            if is_disconnect(exc):
+                self._db.link.failed(what, exc)
+            else:
+                log.warning("database %s failed: %s", what, exc)
             raise CacheError(
                 Failure.UNAVAILABLE,
                 f"the database {what} failed ({type(exc).__name__}); retry later",
             ) from exc
+        self._db.link.ok()
+        return result
 
     async def rows(self, keys: list[str], now: float) -> dict[str, Row]:
         """The live rows among `keys`."""

@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import socket
+from dataclasses import replace
 
 import grpc
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
@@ -13,15 +14,18 @@ from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.admission import Admission, StoreLimits
 from services.cache.clock import Clock, SystemClock
-from services.cache.config import CacheSettings
+from services.cache.config import CacheSettings, shard_identity
 from services.cache.db import CacheDb
 from services.cache.keys import KeyRules
 from services.cache.ownership.lease_db import Incarnation, LeaseDb
 from services.cache.ownership.lease_metrics import OwnershipMetrics
 from services.cache.ownership.leases import LeaseOwnership
 from services.cache.ownership.liveness import host_key
+from services.cache.ownership.owners import OwnershipView
+from services.cache.replication import ReplicationGauge, check
 from services.cache.routing import Peers, Router
 from services.cache.servicer import CacheServicer
+from services.cache.shards import Cell, ShardedOwnership, ShardedStore
 from services.cache.stats import CacheStats
 from services.cache.store import CacheStore
 from services.cache.sweeper import Sweeper
@@ -48,12 +52,6 @@ class CacheServer:
     ) -> None:
         self.settings = settings
         clock = clock or SystemClock()
-        self.db = CacheDb(
-            settings.db_url,
-            synchronous=settings.sqlite_synchronous,
-            pool_size=settings.read_threads + 2,
-            idle_transaction_timeout=settings.lease_seconds,
-        )
         me = Incarnation(
             node_id=settings.node_id,
             token=secrets.token_hex(8),
@@ -61,12 +59,7 @@ class CacheServer:
             host=host_key(),
         )
         metrics = OwnershipMetrics(registry)
-        self.ownership = LeaseOwnership(
-            LeaseDb(self.db, me, self.advertised_address, settings.lease_seconds, clock.monotonic),
-            metrics,
-            monotonic=clock.monotonic,
-            detect_exits=settings.detect_local_exits,
-        )
+        self.replication = ReplicationGauge(registry)
         limits = StoreLimits(
             max_memory_bytes=settings.max_memory_bytes,
             max_value_bytes=settings.max_value_bytes,
@@ -78,21 +71,46 @@ class CacheServer:
         # One set of rules, checked by the servicer before routing and by the store.
         keys = KeyRules(settings.prefix_depth)
         admission = Admission(keys, TtlPolicy(settings.default_ttl, settings.max_ttl), limits)
-        self.store = CacheStore(
-            self.db,
-            keys=keys,
-            admission=admission,
-            stats=CacheStats(registry, settings.max_prefix_labels),
-            ownership=self.ownership,
-            clock=clock,
-            limits=limits,
-        )
-        self.sweeper = Sweeper(self.store, settings.sweep_seconds)
+        stats = CacheStats(registry, settings.max_prefix_labels)
+        urls = settings.db_urls or (settings.db_url,)
+        # Shards (#16): one cell per database, each with its own share of the memory.
+        cell_limits = replace(limits, max_memory_bytes=limits.max_memory_bytes // len(urls))
+        cells = [
+            self._cell(
+                i,
+                url,
+                me=me,
+                metrics=metrics,
+                keys=keys,
+                admission=admission,
+                stats=stats,
+                clock=clock,
+                limits=cell_limits,
+            )
+            for i, url in enumerate(urls)
+        ]
+        # With shards, db/ownership/store are the first shard's; `data` and `view` span all.
+        self.db, self.ownership, self.store = cells[0].db, cells[0].ownership, cells[0].store
+        self.data: CacheStore | ShardedStore = self.store
+        self.view: OwnershipView = self.ownership
+        if settings.db_urls:
+            self.data = ShardedStore(
+                cells,
+                [shard_identity(url) for url in urls],
+                stats=stats,
+                metrics=metrics,
+                clock=clock,
+                prefix_of=lambda key: keys.prefix_of(key, "key"),
+                max_memory_bytes=limits.max_memory_bytes,
+            )
+            self.view = ShardedOwnership(self.data)
+        self.cells = cells
+        self.sweeper = Sweeper(self.data, settings.sweep_seconds)
         self.peers = Peers(settings.server.tls)
         self.servicer = CacheServicer(
-            self.store,
+            self.data,
             Router(
-                self.ownership,
+                self.view,
                 self.peers,
                 metrics,
                 node_id=settings.node_id,
@@ -100,15 +118,58 @@ class CacheServer:
             ),
             keys=keys,
             admission=admission,
-            ownership=self.ownership,
+            ownership=self.view,
             auth=AdminAuth(settings.admin_token),
             enabled=settings.enabled,
             max_reply_bytes=settings.server.max_message_bytes,
             node_id=settings.node_id,
-            watches=Watches(self.store.changes, self.ownership, WatchMetrics(registry)),
+            watches=Watches(
+                self.store.changes,
+                self.ownership,
+                WatchMetrics(registry),
+                serves=self._first_shard_homes,
+            ),
         )
         self.process = GrpcProcess(settings.server, registry, [SERVICE], self._register)
         self.process.on_stop(self._close)
+
+    def _cell(
+        self,
+        index: int,
+        url: str,
+        *,
+        me: Incarnation,
+        metrics: OwnershipMetrics,
+        keys: KeyRules,
+        admission: Admission,
+        stats: CacheStats,
+        clock: Clock,
+        limits: StoreLimits,
+    ) -> Cell:
+        """The database, leases and store of one database URL."""
+        settings = self.settings
+        db = CacheDb(
+            url,
+            synchronous=settings.sqlite_synchronous,
+            pool_size=settings.read_threads + 2,
+            idle_transaction_timeout=settings.lease_seconds,
+        )
+        ownership = LeaseOwnership(
+            LeaseDb(db, me, self.advertised_address, settings.lease_seconds, clock.monotonic),
+            metrics,
+            monotonic=clock.monotonic,
+            detect_exits=settings.detect_local_exits,
+        )
+        store = CacheStore(
+            db,
+            keys=keys,
+            admission=admission,
+            stats=stats,
+            ownership=ownership,
+            clock=clock,
+            limits=limits,
+        )
+        return Cell(index, db, store, ownership)
 
     def _register(self, server: grpc.aio.Server) -> None:
         cache_pb2_grpc.add_CacheServiceServicer_to_server(self.servicer, server)
@@ -131,7 +192,13 @@ class CacheServer:
     async def start(self) -> None:
         """Listen (NOT_SERVING), open the store, start sweeping, then report SERVING."""
         await self.process.start()
-        await self.store.open()
+        # Before any write: a database that may lose acknowledged writes is named now.
+        await check(
+            [c.db for c in self.cells],
+            self.replication,
+            require=self.settings.require_sync_replication,
+        )
+        await self.data.open()
         self.sweeper.start()
         await self.process.set_serving(True)
 
@@ -139,9 +206,15 @@ class CacheServer:
         """NOT_SERVING, drain RPCs, commit what is queued, close the database."""
         await self.process.stop()
 
+    def _first_shard_homes(self, prefix: str) -> bool:
+        # Watch is served from the first shard's invalidations (a limit of shards
+        # for now): a prefix homed elsewhere is refused, so no client trusts it.
+        data = self.data
+        return not isinstance(data, ShardedStore) or data.cell(prefix).index == 0
+
     async def _close(self) -> None:
         await self.sweeper.stop()
-        await self.store.close()
+        await self.data.close()
         await self.peers.close()
 
 

@@ -15,6 +15,7 @@ from services.cache.keys import KeyRules
 from services.cache.operator_rpcs import OperatorRpcs
 from services.cache.ownership.owners import OwnerInfo, OwnershipView
 from services.cache.routing import Router
+from services.cache.shards import ShardedStore
 from services.cache.stats import Snapshot
 from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
 from services.cache.values import blob_of as _blob
@@ -38,7 +39,7 @@ class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
 
     def __init__(
         self,
-        store: CacheStore,
+        store: CacheStore | ShardedStore,  # shards (#16): or one store per database
         router: Router,
         *,
         keys: KeyRules,

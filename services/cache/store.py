@@ -160,6 +160,7 @@ class CacheStore:
             max_batch=limits.commit_max_batch,
             observe=self._observe,
             refuse=self._refuse,
+            link=db.link,
         )
         self._readers = Readers(db, limits.read_threads)
         self._forget = _Forget(self._memory)

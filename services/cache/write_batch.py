@@ -19,6 +19,7 @@ from marketcache.v1 import cache_pb2
 from services.cache.admission import Admission, NewEntry
 from services.cache.ownership.owners import NotOwner
 from services.cache.routing import Context, Router
+from services.cache.shards import ShardedStore
 from services.cache.store import CacheStore, Deletion
 from services.cache.watch import position_of
 from services.common.errors import ServiceError, invalid_argument
@@ -31,7 +32,7 @@ async def write_batch(
     request: cache_pb2.WriteBatchRequest,
     context: Context,
     *,
-    store: CacheStore,
+    store: CacheStore | ShardedStore,
     router: Router,
     admission: Admission,
     blob_of: BlobOf,

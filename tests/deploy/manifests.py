@@ -16,7 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
-OVERLAYS = ("dev", "ha")
+OVERLAYS = ("dev", "ha", "shards")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 
 Doc = dict[str, Any]

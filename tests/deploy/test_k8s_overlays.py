@@ -15,7 +15,11 @@ def _cache_container(docs: list[Doc]) -> Doc:
 def test_every_object_lives_in_the_overlay_namespace(
     rendered_overlays: dict[str, list[Doc]],
 ) -> None:
-    for overlay, namespace in (("dev", "marketcache-dev"), ("ha", "marketcache")):
+    for overlay, namespace in (
+        ("dev", "marketcache-dev"),
+        ("ha", "marketcache"),
+        ("shards", "marketcache"),
+    ):
         docs = rendered_overlays[overlay]
         (ns,) = of_kind(docs, "Namespace")
         assert ns["metadata"]["name"] == namespace
@@ -45,11 +49,16 @@ def test_ha_runs_three_caches_on_postgresql(rendered_overlays: dict[str, list[Do
     assert "volumeClaimTemplates" not in statefulset["spec"], "state lives in PostgreSQL"
     volumes = {v["name"]: v for v in pod_spec(statefulset)["volumes"]}
     assert "emptyDir" in volumes["data"]
-    entry = container_env(_cache_container(docs))["CACHE_DB_URL"]
-    assert "value" not in entry
-    assert entry["valueFrom"]["secretKeyRef"] == {
-        "name": "marketcache-secrets",
-        "key": "cache-db-url",
+    # The URL names the CloudNativePG cluster's read-write service; its password
+    # comes from the Secret the operator generates, never from a literal
+    # (test_k8s_postgres.py checks the cluster itself).
+    env = container_env(_cache_container(docs))
+    assert env["CACHE_DB_URL"]["value"] == (
+        "postgresql+psycopg://app:$(CACHE_DB_PASSWORD)@marketcache-db-rw:5432/app"
+    )
+    assert env["CACHE_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "marketcache-db-app",
+        "key": "password",
     }
     for deployment in of_kind(docs, "Deployment"):
         assert deployment["spec"]["replicas"] >= 2, deployment["metadata"]["name"]

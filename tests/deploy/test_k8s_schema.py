@@ -13,11 +13,13 @@ from tests.deploy.manifests import Doc, containers, named, of_kind, process_of
 # action is beta and on by default from 1.30), and the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 
-# Custom resources of the Prometheus Operator: no built-in schema exists, so
-# they are checked by the structural tests in test_k8s_discovery.py instead.
+# Custom resources of the Prometheus Operator and of CloudNativePG: no built-in
+# schema exists, so they are checked by the structural tests in
+# test_k8s_discovery.py and test_k8s_postgres.py instead.
 CUSTOM_RESOURCES = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("postgresql.cnpg.io/v1", "Cluster"),
 }
 
 
@@ -54,7 +56,7 @@ def test_only_the_operator_resources_skip_schema_validation(
         for doc in docs
         if is_custom(doc)
     }
-    # The HA overlay carries both; dev carries none.
+    # The HA overlay carries all three; dev carries none.
     assert skipped == CUSTOM_RESOURCES
     assert not any(is_custom(doc) for doc in rendered_overlays["dev"])
 

@@ -111,6 +111,7 @@ MUTATIONS = {
     "CacheLeaseTakeoversFlapping": [("> 0", "> 1000"), ("for: 15m", "for: 1m")],
     "CacheUnavailable": [("== 0", "== 1000"), ("sum by (job) (up", "min by (job) (up")],
     "CacheInstanceDown": [("== 0", "== 1000"), ("for: 5m", "for: 0m")],
+    "CacheDbNotSynchronous": [("== 0", "== 5"), ("for: 10m", "for: 0m")],
 }
 
 

@@ -11,8 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.common.channel_pool import ChannelPool
-from services.common.json_value import from_value, to_value
+from tests.support.cache_calls import MISSING, get, put
 from tests.support.polling import eventually
+
+# Re-exported: the ownership tests import them from here.
+__all__ = ["ADMIN_TOKEN", "LEASE_SECONDS", "MISSING", "Cluster", "get", "node_env", "put"]
 from tests.support.processes import ServiceProcess, start_service, wait_ready
 
 # Short leases keep the takeover tests quick; the protocol scales with the lease.
@@ -140,19 +143,3 @@ class Cluster:
 
         await eventually(agreed, within, f"no agreed owner of {prefix!r}")
         return found[0]
-
-
-async def put(stub: cache_pb2_grpc.CacheServiceAsyncStub, key: str, value: object) -> None:
-    """Set `key` (TTL one hour)."""
-    await stub.Set(
-        cache_pb2.SetRequest(key=key, value=to_value(value), ttl_seconds=3600), timeout=10
-    )
-
-
-async def get(stub: cache_pb2_grpc.CacheServiceAsyncStub, key: str) -> object:
-    """The value of `key`, or MISSING."""
-    reply = await stub.Get(cache_pb2.GetRequest(key=key), timeout=10)
-    return from_value(reply.value) if reply.found else MISSING
-
-
-MISSING = "<missing>"

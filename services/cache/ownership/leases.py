@@ -355,6 +355,10 @@ class LeaseOwnership:
             return held.epoch
         raise NotOwner(prefix, self._remote_owner(prefix), "another node holds its lease")
 
+    def held_prefixes(self) -> list[str]:
+        """The prefixes whose lease this node holds now (shards.py sums them)."""
+        return list(self._held)
+
     def current_epoch(self, prefix: str) -> int | None:
         held = self._held.get(prefix)
         return None if held is None else held.epoch
