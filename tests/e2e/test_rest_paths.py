@@ -131,9 +131,8 @@ def test_cache_key_paths(system: Launched) -> None:
     got = ok(call(system, "GET", "/api/v1/cache/keys/e2e:one"))
     assert got["found"] is True and got["value"] == {"n": 1}
     items = [{"key": "e2e:two", "value": [1, 2]}, {"key": "e2e:three", "value": "x"}]
-    assert ok(call(system, "POST", "/api/v1/cache/mset", {"items": items}, token=token)) == {
-        "written": 2
-    }
+    mset = ok(call(system, "POST", "/api/v1/cache/mset", {"items": items}, token=token))
+    assert mset["written"] == 2 and [p["prefix"] for p in mset["positions"]] == ["e2e"]
     results = ok(
         call(system, "POST", "/api/v1/cache/mget", {"keys": ["e2e:two", "e2e:none", "e2e:three"]})
     )["results"]

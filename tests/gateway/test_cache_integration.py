@@ -31,7 +31,9 @@ def test_put_get_delete_round_trip(stack: Stack) -> None:
         {"value": value, "ttlSeconds": 60},
         token=TOKEN,
     )
-    assert (put.status, put.body) == (200, {"key": "stock:AAPL", "ttlSeconds": 60})
+    assert put.status == 200
+    assert put.body == {"key": "stock:AAPL", "ttlSeconds": 60, "position": put.body["position"]}
+    assert put.body["position"]["prefix"] == "stock"  # the commit's place in the prefix
     got = call(stack, "GET", "/api/v1/cache/keys/stock:AAPL")
     assert got.status == 200
     assert got.body["found"] is True
@@ -63,7 +65,10 @@ def test_mset_then_mget_in_request_order(stack: Stack) -> None:
         {"key": "batch:2", "value": {"b": 2}, "ttlSeconds": 120},
     ]
     mset = call(stack, "POST", "/api/v1/cache/mset", {"items": items}, token=TOKEN)
-    assert (mset.status, mset.body) == (200, {"written": 2})
+    assert mset.status == 200 and mset.body["written"] == 2
+    # One commit position per prefix written (what a writer's near cache needs).
+    [position] = mset.body["positions"]
+    assert position["prefix"] == "batch" and position["epoch"] >= 1 and position["sequence"] >= 1
     mget = call(stack, "POST", "/api/v1/cache/mget", {"keys": ["batch:2", "batch:none", "batch:1"]})
     assert mget.status == 200
     results = mget.body["results"]
@@ -78,7 +83,9 @@ def test_clear_prefix_is_admin(stack: Stack) -> None:
     refused = call(stack, "DELETE", "/api/v1/cache/prefixes/tmp")
     assert (refused.status, refused.body["code"]) == (401, 16)
     cleared = call(stack, "DELETE", "/api/v1/cache/prefixes/tmp", token=TOKEN)
-    assert (cleared.status, cleared.body) == (200, {"prefix": "tmp", "deleted": 1})
+    assert cleared.status == 200
+    assert (cleared.body["prefix"], cleared.body["deleted"]) == ("tmp", 1)
+    assert cleared.body["position"]["prefix"] == "tmp"
 
 
 def test_health_and_metrics_have_the_seed_shape(stack: Stack) -> None:

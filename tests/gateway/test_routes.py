@@ -111,6 +111,7 @@ def test_admin_table(router: Router) -> None:
         "Set",
         "Delete",
         "MSet",
+        "WriteBatch",
         "Clear",
         "WarmCache",
         "ClearAllCaches",
