@@ -40,9 +40,16 @@ def test_put_get_delete_round_trip(stack: Stack) -> None:
     assert got.body["value"] == value  # plain JSON; integers stay integers
     assert 0 < got.body["ttlRemainingSeconds"] <= 60
     deleted = call(stack, "DELETE", "/api/v1/cache/keys/stock:AAPL", token=TOKEN)
-    assert (deleted.status, deleted.body) == (200, {"key": "stock:AAPL", "deleted": True})
+    assert deleted.status == 200
+    assert (deleted.body["key"], deleted.body["deleted"]) == ("stock:AAPL", True)
+    assert deleted.body["position"]["sequence"] > put.body["position"]["sequence"]
     miss = call(stack, "GET", "/api/v1/cache/keys/stock:AAPL")
-    assert miss.body == {"key": "stock:AAPL", "found": False, "ttlRemainingSeconds": 0}
+    assert miss.body == {
+        "key": "stock:AAPL",
+        "found": False,
+        "ttlRemainingSeconds": 0,
+        "position": deleted.body["position"],  # read after the delete's commit
+    }
 
 
 def test_percent_encoded_key(stack: Stack) -> None:
