@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from marketcache.v1 import cache_pb2
-from services.common.cache_client import CacheClient, CacheError
+from services.common.cache_client import CacheClient, CacheError, CacheUnavailable
 from tests.ownership.cluster import Cluster
 from tests.ownership.linearizability import READ, WRITE, Op, Verdict, check_register
 
@@ -147,8 +147,19 @@ async def final_reads(cluster: Cluster, history: FailoverHistory) -> dict[str, d
     for node, proc in cluster.nodes.items():
         client = CacheClient(proc.grpc_address, timeout=10)
         try:
-            invoke = time.monotonic()
-            values = await client.mget(KEYS)
+            # A node may still be finding the writable host (its pool met the standby
+            # while it was read-only): UNAVAILABLE is a refusal, asked again until a
+            # deadline; only the read that answered enters the history.
+            deadline = time.monotonic() + 60
+            while True:
+                invoke = time.monotonic()
+                try:
+                    values = await client.mget(KEYS)
+                    break
+                except CacheUnavailable:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
             done = time.monotonic()
         finally:
             await client.close()

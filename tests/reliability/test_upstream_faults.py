@@ -137,6 +137,10 @@ def _market_env(upstream: UpstreamProcess, cache_addr: str) -> dict[str, str]:
         "NEWSAPI_BASE_URL": upstream.url,
         # A mid-session instant: the 1 s regular-hours TTLs apply whatever the wall clock says.
         "MARKET_NOW": "2025-01-15T11:00:00-05:00",
+        # Stale-if-error alone: no stale-while-revalidate answer or early refresh
+        # stands between a fault and what the caller sees (those have their own tests).
+        "MARKET_STALE_WHILE_REVALIDATE": "0",
+        "MARKET_REFRESH_AHEAD_BETA": "0",
         # Fresh for a second, so a cached copy turns stale within the test.
         "MARKET_TTL_QUOTE": "1",
         "MARKET_TTL_HISTORY": "1",
