@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from harness.fakes.upstream import FAULTS
 from marketcache.v1 import market_data_pb2 as md
 from marketcache.v1 import market_data_pb2_grpc, sector_pb2, sector_pb2_grpc
 from tests.conftest import free_port
@@ -32,17 +33,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.e2e]
 
 C = grpc.StatusCode
 API_KEY = "fault-test-key"
-FAULTS = (
-    "http500",
-    "http503",
-    "timeout",
-    "slow",
-    "garbage",
-    "rate_limit",
-    "rate_limit_info",
-    "empty",
-    "bad_key",
-)
 # What a request may answer under each fault when no cached copy can help.
 WITHOUT_COPY: dict[str, set[grpc.StatusCode]] = {
     "http500": {C.UNAVAILABLE},
