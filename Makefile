@@ -10,7 +10,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 CACHE_REPLICAS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run run-observed test test-fast lint gen gen-check bench bench-quick soak deps clean
+.PHONY: help run run-observed test test-fast test-stress lint gen gen-check bench bench-quick soak deps clean
 
 help: ## Print this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,9 @@ test: $(STAMP) deps lint gen-check ## Lint, check gen/ is fresh, then run the wh
 
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(PY) -m pytest -m "not slow"
+
+test-stress: $(STAMP) deps ## Run STRESS_TESTS (default: the known-flaky set) STRESS_COUNT times (20) beside two busy processes; pass rate and slowest run per test
+	$(PY) -m harness.stress --count $${STRESS_COUNT:-20} $(STRESS_TESTS)
 
 bench: $(STAMP) deps ## Run the benchmarks; writes BENCHMARKS.md and bench/results.png
 	$(PY) -m bench $(BENCH_ARGS)
