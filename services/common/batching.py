@@ -109,7 +109,12 @@ class Batcher:
             queue.busy = True  # one write batch in flight per address: order kept
         task = asyncio.ensure_future(send(address, items))
 
-        def done(_: object) -> None:
+        def done(finished: asyncio.Task[None]) -> None:
+            # Every caller's future ends, even when the batch broke (a reply that
+            # does not match its request): none may wait past its deadline.
+            if not finished.cancelled() and (exc := finished.exception()) is not None:
+                broken = self._fail(grpc.StatusCode.INTERNAL, f"batched call failed: {exc!r}")
+                _fail_all(items, broken)
             if queue.busy:
                 queue.busy = False
                 if queue.pending and not queue.scheduled:

@@ -95,7 +95,10 @@ class WatchStreams:
         call = self._stub(address).Watch(cache_pb2.WatchRequest(prefixes=[prefix]))
         started = False
         try:
-            while True:
+            # Checked at every event, not left to close()'s cancellation: wait_for
+            # swallows a cancel that lands as a read completes (Python 3.11), and a
+            # stream that keeps delivering would then outlive close() for ever.
+            while not self._closed:
                 event = await asyncio.wait_for(call.read(), self._stall)
                 if event is grpc.aio.EOF:  # type: ignore[attr-defined]
                     return None, started
@@ -124,5 +127,6 @@ class WatchStreams:
                     return (redirect if redirect and redirect != address else None), started
                 if not ok:
                     return None, started
+            return None, started
         finally:
             call.cancel()

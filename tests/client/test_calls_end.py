@@ -1,0 +1,92 @@
+"""Every client call, and close(), ends whatever the server does."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import grpc
+
+from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.common.cache_client import CacheClient
+from tests.conftest import grpc_server
+from tests.support.polling import eventually
+
+PREFIX = "busy"
+CLOSES = 30
+
+
+@asynccontextmanager
+async def serving(servicer: cache_pb2_grpc.CacheServiceServicer) -> AsyncIterator[str]:
+    """The address of an in-process server of `servicer`."""
+    add = cache_pb2_grpc.add_CacheServiceServicer_to_server
+    async with grpc_server(lambda server: add(servicer, server)) as (address, _):
+        yield address
+
+
+class FloodingWatch(cache_pb2_grpc.CacheServiceServicer):
+    """A Watch that starts, then sends heartbeats as fast as the stream takes them."""
+
+    async def Watch(  # noqa: N802 (the RPC's name)
+        self, request: cache_pb2.WatchRequest, context: Any
+    ) -> AsyncIterator[cache_pb2.WatchEvent]:
+        at = cache_pb2.Position(prefix=PREFIX, epoch=1, sequence=1)
+        stamp = int(time.time() * 1000)
+        yield cache_pb2.WatchEvent(
+            prefix=PREFIX,
+            position=at,
+            started=cache_pb2.WatchStarted(valid_for_ms=60_000, sent_at_unix_ms=stamp),
+        )
+        beat = cache_pb2.WatchHeartbeat(valid_for_ms=60_000, sent_at_unix_ms=stamp)
+        while True:
+            yield cache_pb2.WatchEvent(prefix=PREFIX, position=at, heartbeat=beat)
+
+
+async def test_close_ends_while_a_watch_stream_keeps_delivering() -> None:
+    # A cancellation that lands as a read completes can be swallowed by asyncio.wait_for
+    # (Python 3.11): close() must not rely on the cancellation alone to end a stream.
+    flooding = FloodingWatch()  # type: ignore[abstract]  # Watch is enough
+    async with serving(flooding) as address:
+        for attempt in range(CLOSES):
+            client = CacheClient(address, timeout=5.0, near_cache_bytes=1 << 20)
+            near = client.near
+            assert near is not None
+            near.want(PREFIX)
+            await eventually(partial(near.trusted, PREFIX), 30, "the stream never started")
+            try:
+                # Not a timing assertion: a close that works takes milliseconds; one
+                # that hangs never ends.
+                await asyncio.wait_for(client.close(), 30)
+            except TimeoutError:
+                raise AssertionError(f"close() hung (attempt {attempt + 1})") from None
+            except grpc.aio.AioRpcError as exc:
+                raise AssertionError(f"close() failed: {exc}") from None
+
+
+class ShortMGet(cache_pb2_grpc.CacheServiceServicer):
+    """An MGet that answers one result whatever it was asked (a broken server)."""
+
+    async def MGet(  # noqa: N802 (the RPC's name)
+        self, request: cache_pb2.MGetRequest, context: Any
+    ) -> cache_pb2.MGetResponse:
+        return cache_pb2.MGetResponse(results=[cache_pb2.MGetResult(key=request.keys[0])])
+
+
+async def test_batched_gets_end_whatever_the_server_answers() -> None:
+    short = ShortMGet()  # type: ignore[abstract]  # MGet is enough
+    async with serving(short) as address:
+        client = CacheClient(address, timeout=2.0)
+        try:
+            # Two gets in one tick share one MGet, whose reply is one result short.
+            gets = asyncio.gather(client.get("p:a"), client.get("p:b"), return_exceptions=True)
+            try:
+                outcomes = await asyncio.wait_for(gets, 30)
+            except TimeoutError:
+                raise AssertionError("a batched get never ended") from None
+            assert any(isinstance(o, Exception) for o in outcomes), outcomes
+        finally:
+            await client.close()
