@@ -7,6 +7,7 @@ thread and reads from a small reader pool.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -334,16 +335,40 @@ class _Batch:
             self._puts.clear()
 
 
+# How long an SQLite statement waits for another process's lock (busy_timeout).
+_SQLITE_BUSY_MS = 30_000
+
+
+def _wal_mode(cursor: Any) -> None:
+    """PRAGMA journal_mode=WAL, waiting for the file as busy_timeout would.
+
+    A file another process is still creating (rollback-journal mode, its write
+    lock held) answers SQLITE_BUSY at once, without the busy handler: a node
+    started beside another on a fresh file would fail its start. So we retry.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)  # SQLite's own busy handler sleeps the same way
+        pause = min(pause * 2, 0.05)
+
+
 def _sqlite_setup(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
         # WAL: readers never block the writer nor each other. synchronous=FULL
         # fsyncs the WAL at every commit, so an acknowledged write survives power
         # loss too (NORMAL would survive a process kill but not an OS crash).
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _wal_mode(cursor)
         cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
         # We say when transactions begin (below), not the driver: it would begin
         # DEFERRED, and only before the first write.
