@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.cache.server import CacheServer
-from services.common.cache_client import (
+from services.client import (
     CacheClient,
     CacheEntry,
     CacheError,

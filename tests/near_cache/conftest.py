@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from tests.cache.harness import cache_env
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, running

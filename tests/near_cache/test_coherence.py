@@ -9,7 +9,7 @@ import urllib.request
 
 from prometheus_client import CollectorRegistry
 
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from tests.cache.harness import ADMIN_TOKEN
 from tests.near_cache.conftest import near_client, warm
 from tests.support.polling import eventually

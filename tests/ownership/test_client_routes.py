@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.common.cache_client import CacheClient, CacheUnavailable
+from services.client import CacheClient, CacheUnavailable
 from services.common.errors import build_status
 from tests.conftest import free_port, grpc_server
 from tests.ownership.conftest import PA, PB, Pair

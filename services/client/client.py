@@ -27,15 +27,15 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.common.batching import Batcher
+from services.client.batching import Batcher
+from services.client.near.near_cache import DEFAULT_MAX_STALENESS_MS, NearCache, Ticket
+from services.client.near.watch_streams import WatchStreams
 from services.common.channel_pool import ChannelPool
 from services.common.config import Env
 from services.common.errors import status_details
 from services.common.json_value import JSON, from_value, to_value
-from services.common.near_cache import DEFAULT_MAX_STALENESS_MS, NearCache, Ticket
 from services.common.singleflight import Group
 from services.common.tls import TlsConfig
-from services.common.watch_streams import WatchStreams
 from services.common.wire import OWNER_HEADER
 
 log = logging.getLogger(__name__)
