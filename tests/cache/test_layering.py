@@ -23,3 +23,4 @@ def test_no_cache_server_module_imports_the_cache_client() -> None:
     ).stdout.split()
     assert "services.common.wire" in loaded  # the probe saw the server's imports
     assert not [name for name in loaded if name.startswith("services.client")]
+    assert "services.common.cache_client" not in loaded
