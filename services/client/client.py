@@ -1,79 +1,48 @@
 """The Python client of the CacheService (the seed's createCacheInstance and DualCacheDO).
 
-It keeps a route table, prefix -> owner address, and calls a prefix's owner
-directly. The table is learned from replies that another node forwarded (their
-OWNER_HEADER trailing metadata) and from OwnerRedirect details of errors; an
-entry is dropped when its owner fails. Unknown prefixes go to the configured
-address, which forwards to the owner: one hop more, once.
+CacheClient's methods apply the policy once (JSON in and out, TTLs, cache-aside
+fallbacks) and call the key-value stack built at construction (kv.py): batched
+or direct, under the near cache when it is on. Every call goes through one
+Transport, which owns the route table, redirects and retries.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
-    Iterable,
     Mapping,
     Sequence,
 )
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter
 
-from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.client.batching import Batcher
-from services.client.near.near_cache import DEFAULT_MAX_STALENESS_MS, NearCache, Ticket
-from services.client.near.watch_streams import WatchStreams
-from services.common.channel_pool import ChannelPool
+from marketcache.v1 import cache_pb2
+from services.client.batching import Batched
+from services.client.direct import Direct
+from services.client.errors import CacheError, CacheUnavailable, error_from
+from services.client.kv import KeyValue, Metadata
+from services.client.near.layer import NearLayer
+from services.client.near.near_cache import NearCache
+from services.client.near.trust import DEFAULT_MAX_STALENESS_MS
+from services.client.transport import Transport
 from services.common.config import Env
-from services.common.errors import status_details
-from services.common.json_value import JSON, from_value, to_value
+from services.common.json_value import JSON, to_value
 from services.common.singleflight import Group
 from services.common.tls import TlsConfig
-from services.common.wire import OWNER_HEADER
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 0.25
 DEFAULT_TTL = 3600
-# Attempts per call: the first, then after a redirect or a dead owner.
-_ATTEMPTS = 3
-
-if TYPE_CHECKING:
-    Stub = cache_pb2_grpc.CacheServiceAsyncStub
-
-# Codes that mean "the cache could not answer" rather than "the cache refused the request".
-_TRANSPORT_CODES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.ABORTED,
-    }
-)
 
 MSetItem = tuple[str, JSON, int] | Mapping[str, Any]
-
-
-class CacheError(Exception):
-    """The cache rejected a request (bad key, TTL, size, auth); `code` is the gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-
-
-class CacheUnavailable(CacheError):  # noqa: N818 (the name other services import)
-    """The cache could not be reached or did not answer in time."""
 
 
 @dataclass(frozen=True)
@@ -131,16 +100,11 @@ class CacheClient:
         batching: bool = True,
     ) -> None:
         self.address = address
-        self.timeout = timeout
-        self._pool: ChannelPool[Stub] = ChannelPool(cache_pb2_grpc.CacheServiceStub, tls)
-        # prefix -> address of its owner, as last learned.
-        self.routes: dict[str, str] = {}
+        self.transport = Transport(address, timeout=timeout, tls=tls)
         # Times get_or_fetch fell back to the fetcher because the cache failed.
         self.fallbacks = 0
         # get_or_fetch's misses in flight, by key: concurrent misses share one fetch.
         self._fetches: Group[JSON] = Group()
-        # #12: concurrent get/set/delete share MGet/WriteBatch calls (None: one call each).
-        self._batcher = Batcher(self, _failure) if batching else None
         self._fallback_counter: Counter | None = None
         if registry is not None:
             self._fallback_counter = Counter(
@@ -151,216 +115,46 @@ class CacheClient:
             )
             for op in ("get", "set"):
                 self._fallback_counter.labels(op)
-        # The near cache (docs/near-cache.md): None unless near_cache_bytes > 0.
+        # The layers, composed once (#12 batching; docs/near-cache.md for the near cache).
+        kv: KeyValue = Batched(self.transport) if batching else Direct(self.transport)
+        # The near cache, for inspection: None unless near_cache_bytes > 0.
         self.near: NearCache | None = None
-        self._watches: WatchStreams | None = None
         if near_cache_bytes > 0:
-            self.near = NearCache(near_cache_bytes, near_max_staleness_ms, registry=registry)
-            self._watches = WatchStreams(self.near, self._pool.stub, self.route, address)
-            self.near.want = self._watches.want
-
-    def route(self, key_or_prefix: str) -> str:
-        """The address to call for a key (or prefix): its owner if known, else `address`."""
-        if self.routes:
-            # The server's prefix depth is its own business: try each leading part.
-            at = key_or_prefix.find(":")
-            while at > 0:
-                owner = self.routes.get(key_or_prefix[:at])
-                if owner is not None:
-                    return owner
-                at = key_or_prefix.find(":", at + 1)
-            return self.routes.get(key_or_prefix, self.address)
-        return self.address
-
-    async def _call(
-        self,
-        method: str,
-        request: Any,
-        metadata: Sequence[tuple[str, str]] | None = None,
-        *,
-        route: str | None = None,
-        write: bool = False,
-    ) -> Any:
-        """One call within `timeout`, at the owner of `route` (a key or prefix), following
-        an owner redirect and, when safe, retrying at `address` after a dead owner."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        address = self.address if route is None else self.route(route)
-        for attempt in range(_ATTEMPTS):
-            call = getattr(self._pool.stub(address), method)(
-                request, timeout=max(0.001, deadline - loop.time()), metadata=metadata
+            layer = NearLayer.over(
+                kv, self.transport, near_cache_bytes, near_max_staleness_ms, registry
             )
-            try:
-                reply = await call
-            except grpc.aio.AioRpcError as exc:
-                retry = self._retry_at(exc, address, write)
-                if retry is None or attempt == _ATTEMPTS - 1 or loop.time() >= deadline:
-                    raise _error_from(exc) from None
-                address = retry
-                continue
-            self._learn(await call.trailing_metadata())
-            return reply
-        raise AssertionError("unreachable")  # pragma: no cover
+            kv, self.near = layer, layer.near
+        self._kv = kv
 
-    def _learn(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> None:
-        for key, value in metadata or ():
-            if key == OWNER_HEADER and isinstance(value, str):
-                prefix, _, owner = value.partition("=")
-                if prefix and owner:
-                    self.routes[prefix] = owner
-
-    def _retry_at(self, exc: grpc.aio.AioRpcError, address: str, write: bool) -> str | None:
-        """Where to try again after `exc` from `address`, or None: do not."""
-        redirect = _redirect_of(exc)
-        if redirect is not None:
-            # The node did nothing (it does not own the prefix, or its lease ended
-            # before the commit): any call is safe to send again, to the owner named.
-            if redirect.address:
-                self.routes[redirect.prefix] = redirect.address
-            else:
-                self.routes.pop(redirect.prefix, None)
-            return redirect.address if redirect.address not in ("", address) else None
-        if address == self.address or exc.code() is not grpc.StatusCode.UNAVAILABLE:
-            return None
-        # An owner we called directly is gone: forget it, and go through `address`.
-        # A write is sent again only when it never left (no connection): one that may
-        # have reached the dead owner has an unknown outcome, for the caller to judge.
-        self.routes = {p: a for p, a in self.routes.items() if a != address}
-        if write and not never_sent(exc):
-            return None
-        return self.address
-
-    def _split(self, keys: Sequence[str]) -> dict[str, list[int]]:
-        """Item indexes by the address serving their key."""
-        groups: dict[str, list[int]] = {}
-        for index, key in enumerate(keys):
-            groups.setdefault(self.route(key), []).append(index)
-        return groups
-
-    async def _fan_out(
-        self,
-        keys: Sequence[str],
-        method: str,
-        request_for: Callable[[list[int]], Any],
-        write: bool,
-    ) -> list[tuple[list[int], Any]]:
-        """A batch in one call per owner, run together; (indexes, reply) per part.
-
-        A part the server rejects (a bad key, say) sends the whole batch once more
-        in one call, so the error names the item by its index in the caller's batch.
-        """
-        groups = self._split(keys)
-        if len(groups) <= 1:
-            indexes = list(range(len(keys)))
-            reply = await self._call(
-                method, request_for(indexes), route=keys[0] if keys else None, write=write
-            )
-            return [(indexes, reply)]
-
-        async def part(indexes: list[int]) -> tuple[list[int], Any]:
-            reply = await self._call(
-                method, request_for(indexes), route=keys[indexes[0]], write=write
-            )
-            return indexes, reply
-
-        try:
-            return list(await asyncio.gather(*(part(ix) for ix in groups.values())))
-        except CacheUnavailable:
-            raise
-        except CacheError:
-            indexes = list(range(len(keys)))
-            return [(indexes, await self._call(method, request_for(indexes), write=write))]
+    @property
+    def timeout(self) -> float:
+        """Seconds each call may take, redirects and retries included."""
+        return self.transport.timeout
 
     async def get(self, key: str) -> JSON | None:
         """The value of `key`, or None on a miss (use get_entry to tell a stored null apart)."""
-        entry = await self.get_entry(key)
-        return None if entry is None else entry.value
+        hit = await self._kv.get(key)
+        return None if hit is None else hit.value
 
     async def get_entry(self, key: str) -> CacheEntry | None:
         """The entry of `key`, or None on a miss."""
-        near = self.near
-        ticket = None
-        if near is not None:
-            held = near.lookup(key)
-            if held is not None:
-                return CacheEntry(*held)
-            ticket = near.ticket()
-        reply: cache_pb2.GetResponse | cache_pb2.MGetResult
-        if self._batcher is not None:
-            reply = await self._batcher.get(key)
-        else:
-            reply = await self._call("Get", cache_pb2.GetRequest(key=key), route=key)
-        if not reply.found:
-            return None
-        value = from_value(reply.value)
-        if ticket is not None:
-            _install(near, reply, value, ticket)
-        return CacheEntry(value, int(reply.ttl_remaining_seconds))
+        hit = await self._kv.get(key)
+        return None if hit is None else CacheEntry(hit.value, hit.ttl_remaining)
 
     async def set(self, key: str, value: JSON, ttl: int = DEFAULT_TTL) -> None:
         """Store `value` (any JSON-serializable object) for `ttl` seconds; TypeError if not JSON."""
-        if self.near is not None:
-            self.near.forget(key)
-        if self._batcher is not None:
-            set_op = cache_pb2.SetOp(value=to_value(value), ttl_seconds=int(ttl))
-            result = await self._batcher.write(cache_pb2.WriteOp(key=key, set=set_op))
-            if self.near is not None:
-                self.near.written((key,), result.position)
-            return
-        request = cache_pb2.SetRequest(key=key, value=to_value(value), ttl_seconds=int(ttl))
-        reply: cache_pb2.SetResponse = await self._call("Set", request, route=key, write=True)
-        if self.near is not None:
-            self.near.written((key,), reply.position)
+        await self._kv.set(key, to_value(value), int(ttl))
 
     async def delete(self, key: str) -> bool:
         """Remove `key`; True when a live entry existed."""
-        if self.near is not None:
-            self.near.forget(key)
-        if self._batcher is not None:
-            op = cache_pb2.WriteOp(key=key, delete=cache_pb2.DeleteOp())
-            result = await self._batcher.write(op)
-            if self.near is not None:
-                self.near.written((key,), result.position)
-            return bool(result.deleted)
-        reply: cache_pb2.DeleteResponse = await self._call(
-            "Delete", cache_pb2.DeleteRequest(key=key), route=key, write=True
-        )
-        if self.near is not None:
-            self.near.written((key,), reply.position)
-        return bool(reply.deleted)
+        deleted, _ = await self._kv.delete(key)
+        return deleted
 
     async def mget(self, keys: Sequence[str]) -> list[JSON | None]:
         """Values of `keys` in order, None for each miss (one call per owner); with the
         near cache, what it holds is served from it and only the rest is fetched."""
-        keys = list(keys)
-        near = self.near
-        if near is None or not keys:
-            return await self._mget(keys, None)
-        values: list[JSON | None] = [None] * len(keys)
-        rest: list[int] = []
-        for i, key in enumerate(keys):
-            held = near.lookup(key)
-            if held is None:
-                rest.append(i)
-            else:
-                values[i] = held[0]
-        if rest:
-            fetched = await self._mget([keys[i] for i in rest], near.ticket())
-            for i, value in zip(rest, fetched, strict=True):
-                values[i] = value
-        return values
-
-    async def _mget(self, keys: list[str], ticket: Ticket | None) -> list[JSON | None]:
-        parts = await self._fan_out(
-            keys, "MGet", lambda ix: cache_pb2.MGetRequest(keys=[keys[i] for i in ix]), False
-        )
-        values: dict[int, JSON | None] = {}
-        for indexes, reply in parts:
-            for i, r in zip(indexes, reply.results, strict=True):
-                values[i] = value = from_value(r.value) if r.found else None
-                if ticket is not None and r.found:
-                    _install(self.near, r, value, ticket)
-        return [values[i] for i in range(len(keys))]
+        hits = await self._kv.mget(list(keys))
+        return [None if hit is None else hit.value for hit in hits]
 
     async def mset(self, items: Sequence[MSetItem]) -> int:
         """Store many entries at once: (key, value, ttl) tuples or {"key","value","ttl"} dicts.
@@ -368,39 +162,21 @@ class CacheClient:
         Atomic per prefix: items of prefixes owned by different nodes are written by
         each owner, and a failure may leave the other owners' items written.
         """
-        converted = [_mset_item(item) for item in items]
-        if self.near is not None:
-            for item in converted:
-                self.near.forget(item.key)
-        parts = await self._fan_out(
-            [item.key for item in converted],
-            "MSet",
-            lambda ix: cache_pb2.MSetRequest(items=[converted[i] for i in ix]),
-            True,
-        )
-        if self.near is not None:
-            for _, reply in parts:
-                for at in reply.positions:
-                    mine = at.prefix + ":"
-                    self.near.written((i.key for i in converted if i.key.startswith(mine)), at)
-        return sum(int(reply.written) for _, reply in parts)
+        written, _ = await self._kv.mset([_mset_item(item) for item in items])
+        return written
 
     async def clear(self, prefix: str, *, token: str | None = None) -> int:
         """Delete every key of `prefix` (admin: needs the ADMIN_TOKEN); returns how many."""
-        if self.near is not None:
-            self.near.flush(prefix, None)
-        reply: cache_pb2.ClearResponse = await self._call(
-            "Clear", cache_pb2.ClearRequest(prefix=prefix), _admin(token), route=prefix, write=True
-        )
-        if self.near is not None:
-            self.near.cleared(reply.position)
-        return int(reply.deleted)
+        deleted, _ = await self._kv.clear(prefix, _admin(token))
+        return deleted
 
     async def health(self) -> dict[str, Any]:
         """The seed's health(): {"status", "enabled", "hitRate", "metrics"}; never raises
         for an unreachable cache (status "unavailable" with the reason)."""
         try:
-            reply: cache_pb2.HealthResponse = await self._call("Health", cache_pb2.HealthRequest())
+            reply: cache_pb2.HealthResponse = await self.transport.call(
+                "Health", cache_pb2.HealthRequest()
+            )
         except CacheUnavailable as exc:
             return {
                 "status": "unavailable",
@@ -420,7 +196,7 @@ class CacheClient:
 
     async def get_metrics(self) -> dict[str, Any]:
         """The seed's getMetrics(): hits, misses, hitRate, keys, memoryBytes, per prefix."""
-        reply: cache_pb2.GetMetricsResponse = await self._call(
+        reply: cache_pb2.GetMetricsResponse = await self.transport.call(
             "GetMetrics", cache_pb2.GetMetricsRequest()
         )
         return metrics_dict(reply.metrics)
@@ -475,7 +251,7 @@ class CacheClient:
     ) -> tuple[list[str], str]:
         """One page of `prefix`'s keys and the cursor to go on with ("" when done)."""
         request = cache_pb2.ScanRequest(prefix=prefix, cursor=cursor, match=match, limit=limit)
-        reply: cache_pb2.ScanResponse = await self._call("Scan", request, route=prefix)
+        reply: cache_pb2.ScanResponse = await self.transport.call("Scan", request, route=prefix)
         return list(reply.keys), reply.next_cursor
 
     async def scan(self, prefix: str, *, match: str = "", limit: int = 0) -> AsyncIterator[str]:
@@ -492,13 +268,13 @@ class CacheClient:
         self, prefix: str = "", *, token: str | None = None
     ) -> AsyncIterator[cache_pb2.ExportEntry]:
         """Every live entry of `prefix` (or of all prefixes), streamed (admin)."""
-        stub = self._pool.stub(self.route(prefix) if prefix else self.address)
+        stub = self.transport.stub(self.transport.route(prefix) if prefix else self.address)
         call = stub.Export(cache_pb2.ExportRequest(prefix=prefix), metadata=_admin(token))
         try:
             async for entry in call:
                 yield entry
         except grpc.aio.AioRpcError as exc:
-            raise _error_from(exc) from None
+            raise error_from(exc) from None
 
     async def import_entries(
         self, chunks: AsyncIterable[Sequence[cache_pb2.ExportEntry]], *, token: str | None = None
@@ -509,36 +285,24 @@ class CacheClient:
             async for entries in chunks:
                 yield cache_pb2.ImportRequest(entries=entries)
 
-        stub = self._pool.stub(self.address)
+        stub = self.transport.stub(self.address)
         try:
             reply = await stub.Import(requests(), metadata=_admin(token))
         except grpc.aio.AioRpcError as exc:
-            raise _error_from(exc) from None
+            raise error_from(exc) from None
         return int(reply.imported)
 
     async def owners(self) -> cache_pb2.ListOwnersResponse:
         """The live members and the lease of each prefix, as the called node knows them."""
-        reply: cache_pb2.ListOwnersResponse = await self._call(
+        reply: cache_pb2.ListOwnersResponse = await self.transport.call(
             "ListOwners", cache_pb2.ListOwnersRequest()
         )
         return reply
 
     async def close(self) -> None:
         """Close the channels (and the near cache's streams); the client may be used again."""
-        if self._watches is not None:
-            await self._watches.close()
-        await self._pool.close()
-
-
-def _install(
-    near: NearCache | None,
-    reply: cache_pb2.GetResponse | cache_pb2.MGetResult,
-    value: JSON,
-    ticket: Ticket,
-) -> None:
-    """Offer a hit the server answered to the near cache (it refuses what is too old)."""
-    if near is not None:
-        near.install(reply.key, value, int(reply.ttl_remaining_seconds), reply.position, ticket)
+        await self._kv.close()
+        await self.transport.close()
 
 
 def _mset_item(item: MSetItem) -> cache_pb2.MSetItem:
@@ -549,46 +313,9 @@ def _mset_item(item: MSetItem) -> cache_pb2.MSetItem:
     return cache_pb2.MSetItem(key=key, value=to_value(value), ttl_seconds=int(ttl or 0))
 
 
-def _admin(token: str | None) -> list[tuple[str, str]] | None:
+def _admin(token: str | None) -> Metadata:
     """The metadata of an admin call."""
     return [("authorization", f"Bearer {token}")] if token else None
-
-
-def _redirect_of(exc: grpc.aio.AioRpcError) -> cache_pb2.OwnerRedirect | None:
-    for detail in status_details(exc):
-        redirect = cache_pb2.OwnerRedirect()
-        if detail.Unpack(redirect):
-            return redirect
-    return None
-
-
-def never_sent(exc: grpc.aio.AioRpcError) -> bool:
-    """Whether the call failed because no connection to the server could be made.
-
-    Only then is a write known not to have been applied, and safe to send again.
-    grpcio offers no structured signal for it: a connection refused and a connection
-    lost mid-call are both UNAVAILABLE with no metadata, told apart only by grpc
-    core's message ("failed to connect to all addresses; last error: ...").
-    tests/client/test_never_sent.py provokes both against real sockets, so a grpcio
-    that words it differently fails there, not silently here. (A server that did
-    nothing says so itself, with an OwnerRedirect detail: see CacheClient._retry_at.)
-    """
-    return (
-        exc.code() is grpc.StatusCode.UNAVAILABLE
-        and "failed to connect" in (exc.details() or "").lower()
-    )
-
-
-def _error_from(exc: grpc.aio.AioRpcError) -> CacheError:
-    code = exc.code()
-    return _failure(code, exc.details() or code.name)
-
-
-def _failure(code: grpc.StatusCode, message: str) -> CacheError:
-    """The exception of a failed call or batch item with `code`."""
-    if code in _TRANSPORT_CODES:
-        return CacheUnavailable(code, message)
-    return CacheError(code, message)
 
 
 def metrics_dict(metrics: cache_pb2.CacheMetrics) -> dict[str, Any]:
