@@ -9,6 +9,7 @@ from google.protobuf import struct_pb2
 from marketcache.v1 import cache_pb2
 from services.client.kv import Hit, Metadata, hit_of
 from services.client.transport import Transport
+from services.common.partition import merge
 
 
 class Direct:
@@ -27,11 +28,7 @@ class Direct:
         parts = await self._transport.call_by_owner(
             keys, "MGet", lambda ix: cache_pb2.MGetRequest(keys=[keys[i] for i in ix]), write=False
         )
-        hits: list[Hit | None] = [None] * len(keys)
-        for indexes, reply in parts:
-            for i, result in zip(indexes, reply.results, strict=True):
-                hits[i] = hit_of(result)
-        return hits
+        return merge(len(keys), ((ix, [hit_of(r) for r in reply.results]) for ix, reply in parts))
 
     async def set(self, key: str, value: struct_pb2.Value, ttl: int) -> cache_pb2.Position:
         """A unary Set; its commit's position."""

@@ -19,6 +19,7 @@ from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.client.errors import CacheError, CacheUnavailable, error_from
 from services.common.channel_pool import ChannelPool
 from services.common.errors import status_details
+from services.common.partition import run_parts, split
 from services.common.tls import TlsConfig
 from services.common.wire import OWNER_HEADER
 
@@ -117,29 +118,23 @@ class Transport:
         A part the server rejects (a bad key, say) sends the whole batch once more
         in one call, so the error names the item by its index in the caller's batch.
         """
-        groups: dict[str, list[int]] = {}
-        for index, key in enumerate(keys):
-            groups.setdefault(self.route(key), []).append(index)
-        if len(groups) <= 1:
-            indexes = list(range(len(keys)))
-            reply = await self.call(
-                method, request_for(indexes), route=keys[0] if keys else None, write=write
-            )
-            return [(indexes, reply)]
-
-        async def part(indexes: list[int]) -> tuple[list[int], Any]:
-            reply = await self.call(
-                method, request_for(indexes), route=keys[indexes[0]], write=write
-            )
-            return indexes, reply
-
-        try:
-            return list(await asyncio.gather(*(part(ix) for ix in groups.values())))
-        except CacheUnavailable:
-            raise
-        except CacheError:
-            indexes = list(range(len(keys)))
-            return [(indexes, await self.call(method, request_for(indexes), write=write))]
+        groups = split(self.route(key) for key in keys)
+        if len(groups) > 1:
+            parts = list(groups.values())
+            try:
+                replies = await run_parts(
+                    self.call(method, request_for(ix), route=keys[ix[0]], write=write)
+                    for ix in parts
+                )
+                return list(zip(parts, replies, strict=True))
+            except CacheUnavailable:
+                raise
+            except CacheError:
+                route = None  # the whole batch, through `address`
+        else:
+            route = keys[0] if keys else None
+        indexes = list(range(len(keys)))
+        return [(indexes, await self.call(method, request_for(indexes), route=route, write=write))]
 
     async def close(self) -> None:
         """Close the channels; the transport may be used again (they reopen)."""
