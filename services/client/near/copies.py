@@ -15,9 +15,10 @@ def freeze(value: JSON) -> bytes | None:
     return None if isinstance(value, _IMMUTABLE) else pickle.dumps(value, protocol=5)
 
 
-def thaw(value: JSON, blob: bytes | None) -> JSON:
-    """The value to hand a caller: `value` itself, or a fresh copy from `blob`."""
-    return value if blob is None else pickle.loads(blob)
+def thaw(blob: bytes) -> JSON:
+    """A fresh copy of a frozen container, for one caller to keep."""
+    value: JSON = pickle.loads(blob)
+    return value
 
 
 def stored_size(value: JSON, blob: bytes | None) -> int:

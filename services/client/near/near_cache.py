@@ -94,7 +94,8 @@ class NearCache:
             if now < entry.group.valid_until and now < entry.expires:
                 self._storage.touch(key)
                 self.metrics.hits.inc()
-                return thaw(entry.value, entry.blob), max(1, int(entry.expires - now))
+                value = entry.value if entry.blob is None else thaw(entry.blob)
+                return value, max(1, int(entry.expires - now))
             if now >= entry.expires:
                 self._storage.drop(key)
         self.metrics.misses.inc()

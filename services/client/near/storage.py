@@ -8,7 +8,7 @@ a group can be dropped at once.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from services.common.json_value import JSON
@@ -41,14 +41,11 @@ class Storage(Generic[G]):
         self.bytes = 0
         self._entries: OrderedDict[str, Entry[G]] = OrderedDict()
         self._groups: dict[G, set[str]] = {}
-
-    def get(self, key: str) -> Entry[G] | None:
-        """The entry of `key`, if held (its recency unchanged: see `touch`)."""
-        return self._entries.get(key)
-
-    def touch(self, key: str) -> None:
-        """`key` was just served: the last to be evicted."""
-        self._entries.move_to_end(key)
+        # Bound once, not wrapped: they are on the path of every near hit.
+        # get(key): the entry of `key` if held, its recency unchanged (see touch).
+        self.get: Callable[[str], Entry[G] | None] = self._entries.get
+        # touch(key): `key` was just served, so it is the last to be evicted.
+        self.touch: Callable[[str], None] = self._entries.move_to_end
 
     def put(self, key: str, entry: Entry[G]) -> bool:
         """Hold `entry` in place of any other of `key`, evicting the least recent to fit;
