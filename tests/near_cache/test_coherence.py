@@ -41,6 +41,7 @@ async def test_a_hot_key_is_served_from_memory_and_a_write_elsewhere_invalidates
     assert sample(reader, "cache_near_invalidations_total") >= 1
 
 
+@pytest.mark.parametrize("reader", [True, False], ids=["batched", "direct"], indirect=True)
 async def test_read_your_writes_after_set_delete_mset_and_clear(reader: CacheClient) -> None:
     await reader.set("stock:MSFT", 1)
     await warm(reader, "stock:MSFT")
@@ -56,6 +57,7 @@ async def test_read_your_writes_after_set_delete_mset_and_clear(reader: CacheCli
     assert await reader.mget(["stock:MSFT", "stock:IBM"]) == [None, None]
 
 
+@pytest.mark.parametrize("reader", [True, False], ids=["batched", "direct"], indirect=True)
 async def test_a_reply_overtaken_by_an_invalidation_is_not_installed(
     reader: CacheClient, writer: CacheClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
