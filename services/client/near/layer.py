@@ -34,7 +34,9 @@ class NearLayer:
     ) -> NearLayer:
         """A near cache of `max_bytes` over `inner`, its streams through `transport`."""
         near = NearCache(max_bytes, max_staleness_ms, registry=registry)
-        return cls(inner, near, WatchStreams(near, transport))
+        return cls(
+            inner, near, WatchStreams(near, transport.stub, transport.route, transport.address)
+        )
 
     async def get(self, key: str) -> Hit | None:
         """From memory if trusted, else from below (then offered to the near cache)."""

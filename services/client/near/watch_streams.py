@@ -1,6 +1,6 @@
 """The near cache's Watch streams: one per prefix it holds, always started again.
 
-Each stream goes to the prefix's owner (as the transport last learned it). A reset
+Each stream goes to the prefix's owner (as the client last learned it). A reset
 naming the owner sends the stream there; a reset without one, an error, the end
 of the stream, or silence longer than `stall` seconds flushes the prefix and
 starts again through the configured address. Safety never rests on noticing a
@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 
-from marketcache.v1 import cache_pb2
+from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.client.near.near_cache import NearCache
-from services.client.transport import Transport
+
+if TYPE_CHECKING:
+    Stub = cache_pb2_grpc.CacheServiceAsyncStub
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +36,16 @@ class WatchStreams:
     def __init__(
         self,
         near: NearCache,
-        transport: Transport,
+        stub: Callable[[str], Stub],
+        route: Callable[[str], str],
+        address: str,
         *,
         stall: float = STALL_SECONDS,
     ) -> None:
         self._near = near
-        self._transport = transport
+        self._stub = stub
+        self._route = route
+        self._address = address
         self._stall = stall
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -63,7 +71,7 @@ class WatchStreams:
             self._near.flush(prefix, None)
 
     async def _follow(self, prefix: str) -> None:
-        address = self._transport.route(prefix)
+        address = self._route(prefix)
         failures = 0
         while not self._closed:
             redirect: str | None = None
@@ -76,7 +84,7 @@ class WatchStreams:
                 healthy = False
                 log.debug("watch of %r at %s stalled", prefix, address)
             self._near.flush(prefix, "stream")
-            address = redirect or self._transport.address
+            address = redirect or self._address
             failures = 0 if healthy else failures + 1
             if redirect is None:
                 await asyncio.sleep(_BACKOFF[min(failures, len(_BACKOFF) - 1)])
@@ -84,7 +92,7 @@ class WatchStreams:
     async def _watch_once(self, prefix: str, address: str) -> tuple[str | None, bool]:
         """Follow one stream; (address to go to next or None, whether it had started)."""
         near = self._near
-        call = self._transport.stub(address).Watch(cache_pb2.WatchRequest(prefixes=[prefix]))
+        call = self._stub(address).Watch(cache_pb2.WatchRequest(prefixes=[prefix]))
         started = False
         try:
             while True:
