@@ -17,7 +17,7 @@ from bench.results import Results
 from bench.servers import cache_env, redis_binary, start_redis
 from bench.sizes import QUICK, Sizes
 from harness.services import start_service
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 
 CONCURRENCY = (1, 16, 64)
 KEYS = 1000

@@ -36,8 +36,8 @@ from bench.results import (
 from bench.servers import cache_env, shared_redis
 from bench.stats import percentile
 from harness.services import start_service
-from services.common.cache_client import CacheClient
-from services.common.near_cache import NearCache
+from services.client import CacheClient
+from services.client.near.near_cache import NearCache
 
 NEAR_ENV = {"CACHE_NEAR_CACHE_BYTES": "67108864", "CACHE_NEAR_MAX_STALENESS_MS": "1000"}
 ROWS = NEAR_ROWS

@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2
 from bench.results import Column
 from bench.servers import REDIS_PREFIX
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from services.common.channels import open_channel
 
 # Every value in the key-value workloads is a 200-byte JSON string.
@@ -159,7 +159,7 @@ class RedisSyncPeer(SyncPeer):
 
 
 class CacheClientPeer(AsyncPeer):
-    """The project's own client (services.common.cache_client.CacheClient)."""
+    """The project's own client (services.client.CacheClient)."""
 
     def __init__(self, column: Column, client: CacheClient) -> None:
         super().__init__(column)

@@ -65,7 +65,7 @@ from bench.servers import (
 )
 from bench.sizes import Sizes
 from harness.services import start_service
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 
 log = logging.getLogger(__name__)
 

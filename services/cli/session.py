@@ -11,7 +11,7 @@ from typing import TypeVar
 import click
 import grpc
 
-from services.common.cache_client import CacheClient, CacheError, CacheUnavailable
+from services.client import CacheClient, CacheError, CacheUnavailable
 from services.common.tls import TlsConfig
 
 T = TypeVar("T")

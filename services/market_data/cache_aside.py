@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from services.common.cache_client import CacheError, CacheUnavailable
+from services.client import CacheError, CacheUnavailable
 from services.common.errors import ServiceError
 from services.common.json_value import JSON
 from services.common.singleflight import Group
@@ -38,7 +38,7 @@ class _Load:
 
 
 class Cache(Protocol):
-    """The part of services.common.cache_client.CacheClient used here."""
+    """The part of services.client.CacheClient used here."""
 
     async def get(self, key: str) -> JSON | None: ...
 

@@ -11,7 +11,7 @@ import grpc
 from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import market_data_pb2, market_data_pb2_grpc
-from services.common.cache_client import create_cache_instance
+from services.client import create_cache_instance
 from services.common.config import Env
 from services.common.server import GrpcProcess
 from services.market_data.breaker import BreakerState, CircuitBreaker

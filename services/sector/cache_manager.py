@@ -21,7 +21,7 @@ import grpc
 from google.protobuf import json_format, message
 
 from marketcache.v1 import sector_pb2
-from services.common.cache_client import CacheClient, CacheError, CacheUnavailable
+from services.client import CacheClient, CacheError, CacheUnavailable
 from services.common.errors import ServiceError
 from services.common.hit_rate import hit_rate
 from services.common.json_value import JSON

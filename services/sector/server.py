@@ -10,8 +10,8 @@ import grpc
 from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import sector_pb2, sector_pb2_grpc
+from services.client import create_cache_instance
 from services.common.auth import AdminAuth
-from services.common.cache_client import create_cache_instance
 from services.common.channels import open_channel
 from services.common.config import Env
 from services.common.errors import ServiceError

@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 # Import every module of services.cache in a fresh interpreter (this one has loaded
-# the client for other tests) and list what of services.common came with them.
+# the client for other tests) and list what of services came with them.
 _PROBE = """
 import importlib, pkgutil, sys
 import services.cache as package
 for module in pkgutil.walk_packages(package.__path__, "services.cache."):
     importlib.import_module(module.name)
-print("\\n".join(sorted(name for name in sys.modules if name.startswith("services.common"))))
+print("\\n".join(sorted(name for name in sys.modules if name.startswith("services."))))
 """
 
 
@@ -22,4 +22,5 @@ def test_no_cache_server_module_imports_the_cache_client() -> None:
         [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=120
     ).stdout.split()
     assert "services.common.wire" in loaded  # the probe saw the server's imports
+    assert not [name for name in loaded if name.startswith("services.client")]
     assert "services.common.cache_client" not in loaded

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.cache.server import CacheServer
-from services.common.cache_client import CacheClient, CacheError
+from services.client import CacheClient, CacheError
 from tests.cache.harness import make_server
 
 

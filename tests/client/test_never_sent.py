@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.common.cache_client import never_sent
+from services.client import never_sent
 from tests.conftest import grpc_server
 
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from harness.fakes.upstream import FakeUpstream
 from marketcache.v1 import market_data_pb2_grpc
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from services.common.config import Env
 from services.market_data.cache_aside import Cache
 from services.market_data.config import MarketDataSettings

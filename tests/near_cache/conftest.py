@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from tests.cache.harness import cache_env
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, running
@@ -24,9 +24,12 @@ def cache_proc(tmp_path: Path) -> Iterator[ServiceProcess]:
 
 
 @pytest.fixture
-async def reader(cache_proc: ServiceProcess) -> AsyncIterator[CacheClient]:
-    """A client with a 1 MiB near cache and its own registry (`reader.registry`)."""
-    client = near_client(cache_proc.grpc_address)
+async def reader(
+    cache_proc: ServiceProcess, request: pytest.FixtureRequest
+) -> AsyncIterator[CacheClient]:
+    """A client with a 1 MiB near cache and its own registry (`reader.registry`); over
+    the batching layer unless a test parametrizes it indirectly with False."""
+    client = near_client(cache_proc.grpc_address, batching=getattr(request, "param", True))
     try:
         yield client
     finally:
@@ -43,7 +46,7 @@ async def writer(cache_proc: ServiceProcess) -> AsyncIterator[CacheClient]:
         await client.close()
 
 
-def near_client(address: str, near_bytes: int = 1 << 20) -> CacheClient:
+def near_client(address: str, near_bytes: int = 1 << 20, *, batching: bool = True) -> CacheClient:
     """A client with a near cache, registry in `client.registry`."""
     registry = CollectorRegistry()
     client = CacheClient(
@@ -52,6 +55,7 @@ def near_client(address: str, near_bytes: int = 1 << 20) -> CacheClient:
         registry=registry,
         near_cache_bytes=near_bytes,
         near_max_staleness_ms=BOUND_MS,
+        batching=batching,
     )
     client.registry = registry  # type: ignore[attr-defined]
     return client

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 
+import pytest
 from prometheus_client import CollectorRegistry
 
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from tests.cache.harness import ADMIN_TOKEN
 from tests.near_cache.conftest import near_client, warm
 from tests.support.polling import eventually
@@ -40,6 +41,7 @@ async def test_a_hot_key_is_served_from_memory_and_a_write_elsewhere_invalidates
     assert sample(reader, "cache_near_invalidations_total") >= 1
 
 
+@pytest.mark.parametrize("reader", [True, False], ids=["batched", "direct"], indirect=True)
 async def test_read_your_writes_after_set_delete_mset_and_clear(reader: CacheClient) -> None:
     await reader.set("stock:MSFT", 1)
     await warm(reader, "stock:MSFT")
@@ -55,8 +57,9 @@ async def test_read_your_writes_after_set_delete_mset_and_clear(reader: CacheCli
     assert await reader.mget(["stock:MSFT", "stock:IBM"]) == [None, None]
 
 
+@pytest.mark.parametrize("reader", [True, False], ids=["batched", "direct"], indirect=True)
 async def test_a_reply_overtaken_by_an_invalidation_is_not_installed(
-    reader: CacheClient, writer: CacheClient
+    reader: CacheClient, writer: CacheClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The race, forced: hold the reply, apply the invalidation, release."""
     near = reader.near
@@ -65,7 +68,7 @@ async def test_a_reply_overtaken_by_an_invalidation_is_not_installed(
     await warm(reader, "stock:RACE")
     near.forget("stock:RACE")  # the next read goes to the server
     replied, release = asyncio.Event(), asyncio.Event()
-    real_call = reader._call
+    real_call = reader.transport.call
 
     async def held_call(method: str, request: object, *args: object, **kw: object) -> object:
         reply = await real_call(method, request, *args, **kw)  # type: ignore[arg-type]
@@ -74,7 +77,7 @@ async def test_a_reply_overtaken_by_an_invalidation_is_not_installed(
             await release.wait()
         return reply
 
-    reader._call = held_call  # type: ignore[method-assign]
+    monkeypatch.setattr(reader.transport, "call", held_call)
     read = asyncio.create_task(reader.get("stock:RACE"))
     await asyncio.wait_for(replied.wait(), 10)
     applied = sample(reader, "cache_near_invalidations_total")
@@ -85,7 +88,7 @@ async def test_a_reply_overtaken_by_an_invalidation_is_not_installed(
     )
     release.set()
     assert await read == "old"  # served before the write: a fine answer for that read
-    reader._call = real_call  # type: ignore[method-assign]
+    monkeypatch.undo()
     assert "stock:RACE" not in near, "the stale reply was installed"
     assert await reader.get("stock:RACE") == "new"
 
@@ -138,19 +141,19 @@ async def test_a_caller_mutating_a_value_does_not_change_what_the_next_reads(
 
 
 async def test_mget_serves_what_it_holds_and_fetches_the_rest_in_one_call(
-    reader: CacheClient, writer: CacheClient
+    reader: CacheClient, writer: CacheClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await writer.mset([(f"stock:M{i}", i, 60) for i in range(6)])
     for i in range(3):
         await warm(reader, f"stock:M{i}")
     calls: list[str] = []
-    real_call = reader._call
+    real_call = reader.transport.call
 
     async def counted(method: str, request: object, *args: object, **kw: object) -> object:
         calls.append(method)
         return await real_call(method, request, *args, **kw)  # type: ignore[arg-type]
 
-    reader._call = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(reader.transport, "call", counted)
     hits = sample(reader, "cache_near_hits_total")
     assert await reader.mget([f"stock:M{i}" for i in range(6)] + ["stock:none"]) == [
         0,
@@ -161,7 +164,7 @@ async def test_mget_serves_what_it_holds_and_fetches_the_rest_in_one_call(
         5,
         None,
     ]
-    reader._call = real_call  # type: ignore[method-assign]
+    monkeypatch.undo()
     assert calls == ["MGet"]
     assert sample(reader, "cache_near_hits_total") == hits + 3
 

@@ -21,7 +21,7 @@ import pytest
 
 from harness.process import ServiceProcess, spawn
 from marketcache.v1 import cache_pb2
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from tests.cache.harness import ADMIN_TOKEN, cache_env
 from tests.near_cache.staleness import load, violations
 from tests.ownership.cluster import Cluster

@@ -22,7 +22,7 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
-from services.common.cache_client import CacheClient, CacheError
+from services.client import CacheClient, CacheError
 
 KEYS = [f"hist:k{i}" for i in range(8)]
 READERS = 4

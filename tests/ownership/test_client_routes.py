@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.common.cache_client import CacheClient, CacheUnavailable
+from services.client import CacheClient, CacheUnavailable
 from services.common.errors import build_status
 from tests.conftest import free_port, grpc_server
 from tests.ownership.conftest import PA, PB, Pair
@@ -68,13 +68,13 @@ async def test_the_client_learns_an_owner_and_then_calls_it_directly(
     pair: Pair, client: CacheClient
 ) -> None:
     await client.set(f"{PB}:k", {"v": 1})
-    assert client.routes == {PB: pair.b.address}
+    assert client.transport.routes() == {PB: pair.b.address}
     assert pair.forwarded("node-a", "Set") == 1
     assert await client.get(f"{PB}:k") == {"v": 1}
     assert await client.delete(f"{PB}:k") is True
     assert (pair.forwarded("node-a", "Get"), pair.forwarded("node-a", "Delete")) == (0, 0)
     await client.set(f"{PA}:k", 1)  # the seed owns this one: nothing to learn
-    assert client.routes == {PB: pair.b.address}
+    assert client.transport.routes() == {PB: pair.b.address}
 
 
 async def test_the_client_splits_batches_by_owner(pair: Pair, client: CacheClient) -> None:
@@ -95,7 +95,7 @@ async def test_the_client_follows_an_owner_redirect(pair: Pair, client: CacheCli
         redirected = CacheClient(address, timeout=5)
         try:
             assert await redirected.get(f"{PB}:k") == "there"
-            assert redirected.routes == {PB: pair.b.address}
+            assert redirected.transport.routes() == {PB: pair.b.address}
             await redirected.set(f"{PB}:k", "again")  # straight to the owner now
             assert node.calls == 1
         finally:
@@ -107,10 +107,11 @@ async def test_a_dead_owner_is_forgotten_and_the_call_goes_through_the_seed(
 ) -> None:
     await client.set(f"{PB}:k", "v")
     dead = f"127.0.0.1:{free_port()}"
-    client.routes[PB] = dead
+    client.transport.learn(PB, dead)
     assert await client.get(f"{PB}:k") == "v"  # refused connection: retried at the seed
-    assert client.routes == {PB: pair.b.address}  # and relearned from its forwarded reply
-    client.routes[PB] = dead
+    # ... and relearned from its forwarded reply.
+    assert client.transport.routes() == {PB: pair.b.address}
+    client.transport.learn(PB, dead)
     await client.set(f"{PB}:k", "w")  # never sent, so safe to send again
     assert await client.get(f"{PB}:k") == "w"
 
@@ -120,9 +121,9 @@ async def test_a_write_whose_outcome_is_unknown_is_not_sent_again(
 ) -> None:
     await client.set(f"{PB}:k", "v")
     async with scripted(redirect_to=None) as (address, node):
-        client.routes[PB] = address
+        client.transport.learn(PB, address)
         assert await client.get(f"{PB}:k") == "v"  # a read is safe to repeat elsewhere
-        client.routes[PB] = address
+        client.transport.learn(PB, address)
         with pytest.raises(CacheUnavailable, match="fell over mid-call"):
             await client.set(f"{PB}:k", "w")
         assert node.calls == 2

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from services.cache.ownership.membership import preferred
-from services.common.cache_client import CacheClient, CacheError
+from services.client import CacheClient, CacheError
 from tests.ownership.cluster import LEASE_SECONDS, Cluster
 from tests.ownership.linearizability import READ, WRITE, Op, check_register
 from tests.support.polling import eventually

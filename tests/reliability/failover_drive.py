@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from marketcache.v1 import cache_pb2
-from services.common.cache_client import CacheClient, CacheError, CacheUnavailable
+from services.client import CacheClient, CacheError, CacheUnavailable
 from tests.ownership.cluster import Cluster
 from tests.ownership.linearizability import READ, WRITE, Op, Verdict, check_register
 

@@ -12,7 +12,7 @@ import aiohttp
 import grpc
 
 from marketcache.v1 import market_data_pb2, market_data_pb2_grpc, sector_pb2, sector_pb2_grpc
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 
 SECTORS = ("XLB", "XLC", "XLE", "XLF", "XLI", "XLK", "XLP", "XLRE", "XLU", "XLV", "XLY")
 STOCKS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from tests.ownership.cluster import Cluster
 from tests.reliability.failover_drive import (
     KEYS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from marketcache.v1 import sector_pb2
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from services.common.config import ConfigError, Env
 from services.sector.config import SectorSettings
 from tests.sector.conftest import sector_service

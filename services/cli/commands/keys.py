@@ -9,7 +9,7 @@ import click
 
 from services.cli.output import json_line, show, table, to_terminal
 from services.cli.session import MISS, Target
-from services.common.cache_client import CacheClient, CacheEntry
+from services.client import CacheClient, CacheEntry
 from services.common.json_value import JSON
 
 

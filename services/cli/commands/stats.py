@@ -11,7 +11,7 @@ from rich.console import Console
 
 from services.cli.output import human_bytes, json_line, show, table, to_terminal
 from services.cli.session import Target, Unreachable
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 
 
 @click.command()

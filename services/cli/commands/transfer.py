@@ -20,7 +20,7 @@ from rich.progress import (
 
 from marketcache.v1 import cache_pb2
 from services.cli.session import Refused, Target
-from services.common.cache_client import CacheClient, CacheError
+from services.client import CacheClient, CacheError
 from services.common.jsonl import ChunkReader, LineError, entry_line
 
 

@@ -14,11 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
 
 from marketcache.v1 import cache_pb2
+from services.client.direct import Direct
+from services.client.errors import CacheError, failure, status_code
+from services.client.kv import Hit, hit_of
+from services.client.transport import Transport
 
 # The server's CACHE_MAX_BATCH default, and a margin under the 4 MiB message limit.
 MAX_BATCH = 1000
@@ -26,27 +31,31 @@ MAX_BATCH_BYTES = 3 * 1024 * 1024
 # Read RPCs in flight per address; the rest wait their turn (within their deadline).
 MAX_READS_IN_FLIGHT = 16
 
-
-class Caller(Protocol):
-    """What the batcher needs of CacheClient: its one call path and its routes."""
-
-    def route(self, key_or_prefix: str) -> str:
-        """The address serving a key."""
-        ...
-
-    async def _call(
-        self,
-        method: str,
-        request: Any,
-        metadata: Any = None,
-        *,
-        route: str | None = None,
-        write: bool = False,
-    ) -> Any: ...
-
-
-Fail = Callable[[grpc.StatusCode, str], Exception]
 Item = tuple[Any, "asyncio.Future[Any]"]
+
+
+class Batched(Direct):
+    """Direct, except that get, set and delete join their owner's pending batch."""
+
+    def __init__(self, transport: Transport) -> None:
+        super().__init__(transport)
+        self._batcher = Batcher(transport)
+
+    async def get(self, key: str) -> Hit | None:
+        """The entry of `key`, read in its owner's next MGet (alone: a Get)."""
+        return hit_of(await self._batcher.get(key))
+
+    async def set(self, key: str, value: struct_pb2.Value, ttl: int) -> cache_pb2.Position:
+        """Store `value`, in its owner's next WriteBatch (alone: a Set)."""
+        op = cache_pb2.WriteOp(key=key, set=cache_pb2.SetOp(value=value, ttl_seconds=ttl))
+        result = await self._batcher.write(op)
+        position: cache_pb2.Position = result.position
+        return position
+
+    async def delete(self, key: str) -> tuple[bool, cache_pb2.Position]:
+        """Remove `key`, in its owner's next WriteBatch (alone: a Delete)."""
+        result = await self._batcher.write(cache_pb2.WriteOp(key=key, delete=cache_pb2.DeleteOp()))
+        return bool(result.deleted), result.position
 
 
 @dataclass
@@ -59,10 +68,8 @@ class _Queue:
 class Batcher:
     """Per-address queues of gets and writes, flushed once per loop tick."""
 
-    def __init__(self, client: Caller, fail: Fail) -> None:
-        self._client = client
-        # How a per-item error becomes the caller's exception (CacheError or CacheUnavailable).
-        self._fail = fail
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
         self._reads: dict[str, _Queue] = {}
         self._writes: dict[str, _Queue] = {}
         self._read_slots: dict[str, asyncio.Semaphore] = {}
@@ -83,7 +90,7 @@ class Batcher:
         send: Callable[[str, list[Item]], Awaitable[None]],
     ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        address = self._client.route(key)
+        address = self._transport.route(key)
         queue = queues.get(address)
         if queue is None:
             queue = queues[address] = _Queue()
@@ -138,19 +145,19 @@ class Batcher:
     async def _read_chunk(self, chunk: list[Item]) -> None:
         keys = [key for key, _ in chunk]
         if len(chunk) == 1:
-            await _settle(chunk[0][1], self._client._call("Get", _get(keys[0]), route=keys[0]))
+            await _settle(chunk[0][1], self._transport.call("Get", _get(keys[0]), route=keys[0]))
             return
         try:
-            reply = await self._client._call(
+            reply = await self._transport.call(
                 "MGet", cache_pb2.MGetRequest(keys=keys), route=keys[0]
             )
         except Exception as exc:
-            if getattr(exc, "code", None) is grpc.StatusCode.INVALID_ARGUMENT:
+            if isinstance(exc, CacheError) and exc.code is grpc.StatusCode.INVALID_ARGUMENT:
                 # MGet fails whole on one bad key: each caller asks alone, so the
                 # bad key fails only its own caller.
                 await asyncio.gather(
                     *(
-                        _settle(f, self._client._call("Get", _get(key), route=key))
+                        _settle(f, self._transport.call("Get", _get(key), route=key))
                         for key, f in chunk
                     )
                 )
@@ -182,7 +189,7 @@ class Batcher:
             return
         ops = [op for op, _ in chunk]
         try:
-            reply = await self._client._call(
+            reply = await self._transport.call(
                 "WriteBatch", cache_pb2.WriteBatchRequest(ops=ops), route=ops[0].key, write=True
             )
         except Exception as exc:
@@ -196,12 +203,10 @@ class Batcher:
                 future.set_result(result)
             elif result.HasField("redirect") and result.redirect.address:
                 # The node did nothing with it: the item goes alone to its owner.
-                routes = getattr(self._client, "routes", None)
-                if isinstance(routes, dict):
-                    routes[result.redirect.prefix] = result.redirect.address
+                self._transport.learn(result.redirect.prefix, result.redirect.address)
                 again.append(_settle(future, self._alone(op)))
             else:
-                future.set_exception(self._fail(_code(result.code), result.message))
+                future.set_exception(failure(status_code(result.code), result.message))
         if again:
             await asyncio.gather(*again)
 
@@ -211,8 +216,8 @@ class Batcher:
             request: Any = cache_pb2.SetRequest(
                 key=op.key, value=op.set.value, ttl_seconds=op.set.ttl_seconds
             )
-            return self._client._call("Set", request, route=op.key, write=True)
-        return self._client._call(
+            return self._transport.call("Set", request, route=op.key, write=True)
+        return self._transport.call(
             "Delete", cache_pb2.DeleteRequest(key=op.key), route=op.key, write=True
         )
 
@@ -236,10 +241,3 @@ def _fail_all(chunk: list[Item], exc: BaseException) -> None:
     for _, future in chunk:
         if not future.done():
             future.set_exception(exc)
-
-
-_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
-
-
-def _code(value: int) -> grpc.StatusCode:
-    return _BY_VALUE.get(value, grpc.StatusCode.UNKNOWN)

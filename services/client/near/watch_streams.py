@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.common.near_cache import NearCache
+from services.client.near.near_cache import NearCache
 
 if TYPE_CHECKING:
     Stub = cache_pb2_grpc.CacheServiceAsyncStub
