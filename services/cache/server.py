@@ -12,25 +12,25 @@ import grpc
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.cache.admission import Admission, StoreLimits
 from services.cache.clock import Clock, SystemClock
 from services.cache.config import CacheSettings, shard_identity
-from services.cache.db import CacheDb
-from services.cache.keys import KeyRules
 from services.cache.ownership.lease_db import Incarnation, LeaseDb
 from services.cache.ownership.lease_metrics import OwnershipMetrics
 from services.cache.ownership.leases import LeaseOwnership
 from services.cache.ownership.liveness import host_key
 from services.cache.ownership.owners import OwnershipView
-from services.cache.replication import ReplicationGauge, check
-from services.cache.routing import Peers, Router
-from services.cache.servicer import CacheServicer
-from services.cache.shards import Cell, ShardedOwnership, ShardedStore
-from services.cache.stats import CacheStats
-from services.cache.store import CacheStore
+from services.cache.rpc.routing import Peers, Router
+from services.cache.rpc.servicer import CacheServicer
+from services.cache.shards.sharded_store import Cell, ShardedOwnership, ShardedStore
+from services.cache.storage.db import CacheDb
+from services.cache.storage.replication import ReplicationGauge, check
+from services.cache.store.admission import Admission, StoreLimits
+from services.cache.store.cache_store import CacheStore
+from services.cache.store.keys import KeyRules
+from services.cache.store.stats import CacheStats
+from services.cache.store.ttl_policy import TtlPolicy
 from services.cache.sweeper import Sweeper
-from services.cache.ttl_policy import TtlPolicy
-from services.cache.watch import Watches, WatchMetrics
+from services.cache.watch.stream import Watches, WatchMetrics
 from services.common.auth import AdminAuth
 from services.common.config import parse_address
 from services.common.server import GrpcProcess

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 
-from services.cache.shards import ShardedStore
-from services.cache.store import CacheStore
+from services.cache.shards.sharded_store import ShardedStore
+from services.cache.store.cache_store import CacheStore
 from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)

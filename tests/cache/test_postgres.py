@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.cache.store import CacheStore
+from services.cache.store.cache_store import CacheStore
 from tests.cache.harness import FakeClock, blob, make_store, read, writer_blocked
 from tests.support.polling import eventually
 

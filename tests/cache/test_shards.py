@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.ownership.membership import preferred
-from services.cache.shards import StrandedDataError
+from services.cache.shards.sharded_store import StrandedDataError
 from tests.cache.harness import cache_stub
 from tests.cache.shard_support import (
     home_of,

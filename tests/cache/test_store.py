@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
-from services.cache.lru import entry_size
-from services.cache.store import DEGRADED, HEALTHY, CacheStore, Health
+from services.cache.store.cache_store import DEGRADED, HEALTHY, CacheStore, Health
+from services.cache.store.lru import entry_size
 from services.cache.sweeper import Sweeper
 from services.common.errors import ServiceError
 from tests.cache.harness import (

@@ -11,7 +11,7 @@ transactions in the cache's database, `membership` decides who should own
 what (rendezvous hashing over the live members), `liveness` tells when a
 process on this host has exited (its leases need not expire first) and
 `lease_metrics` counts leases, members and forwarded calls. What the store
-asks of an owner is declared by the store (`services.cache.store.Ownership`).
+asks of an owner is declared by the store (`services.cache.store.cache_store.Ownership`).
 """
 
 from services.cache.ownership.lease_db import Incarnation, LeaseDb

@@ -19,18 +19,16 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from services.cache.admission import NewEntry
 from services.cache.clock import Clock
-from services.cache.db import CacheDb
 from services.cache.errors import CacheError, Failure
 from services.cache.ownership.lease_metrics import OwnershipMetrics
 from services.cache.ownership.leases import LeaseOwnership
 from services.cache.ownership.membership import preferred
 from services.cache.ownership.owners import MemberInfo, OwnerInfo
-from services.cache.positions import At
-from services.cache.scan import Page
-from services.cache.stats import CacheStats, Snapshot
-from services.cache.store import (
+from services.cache.storage.db import CacheDb
+from services.cache.storage.writes import Outcome
+from services.cache.store.admission import NewEntry
+from services.cache.store.cache_store import (
     DEGRADED,
     HEALTHY,
     UNAVAILABLE,
@@ -39,7 +37,9 @@ from services.cache.store import (
     Health,
     Hit,
 )
-from services.cache.writes import Outcome
+from services.cache.store.scan import Page
+from services.cache.store.stats import CacheStats, Snapshot
+from services.cache.watch.positions import At
 
 REBALANCE_TOOL = "python -m services.cache.rebalance --from OLD_URLS --to NEW_URLS"
 

@@ -10,17 +10,17 @@ from collections.abc import AsyncIterator
 import grpc
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.cache.admission import Admission
-from services.cache.keys import KeyRules
-from services.cache.operator_rpcs import OperatorRpcs
 from services.cache.ownership.owners import OwnerInfo, OwnershipView
-from services.cache.routing import Router
-from services.cache.shards import ShardedStore
-from services.cache.stats import Snapshot
-from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
-from services.cache.values import blob_of as _blob
-from services.cache.watch import Watches, position_of
-from services.cache.write_batch import write_batch
+from services.cache.rpc.operator_rpcs import OperatorRpcs
+from services.cache.rpc.routing import Router
+from services.cache.rpc.values import blob_of as _blob
+from services.cache.rpc.write_batch import write_batch
+from services.cache.shards.sharded_store import ShardedStore
+from services.cache.store.admission import Admission
+from services.cache.store.cache_store import UNAVAILABLE, CacheStore, Health, Hit
+from services.cache.store.keys import KeyRules
+from services.cache.store.stats import Snapshot
+from services.cache.watch.stream import Watches, position_of
 from services.common.auth import AdminAuth
 from services.common.errors import (
     Context,
@@ -233,7 +233,7 @@ class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
     async def WriteBatch(
         self, request: cache_pb2.WriteBatchRequest, context: Context
     ) -> cache_pb2.WriteBatchResponse:
-        # #12: a status per op; the logic lives in services/cache/write_batch.py.
+        # #12: a status per op; the logic lives in services/cache/rpc/write_batch.py.
         self._require_enabled()
         return await write_batch(
             request,

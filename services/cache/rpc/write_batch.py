@@ -16,12 +16,12 @@ from collections.abc import Callable
 from google.protobuf import struct_pb2
 
 from marketcache.v1 import cache_pb2
-from services.cache.admission import Admission, NewEntry
 from services.cache.ownership.owners import NotOwner
-from services.cache.routing import Context, Router
-from services.cache.shards import ShardedStore
-from services.cache.store import CacheStore, Deletion
-from services.cache.watch import position_of
+from services.cache.rpc.routing import Context, Router
+from services.cache.shards.sharded_store import ShardedStore
+from services.cache.store.admission import Admission, NewEntry
+from services.cache.store.cache_store import CacheStore, Deletion
+from services.cache.watch.stream import position_of
 from services.common.errors import ServiceError, invalid_argument
 
 # How a value becomes the stored blob, or why it cannot (the servicer's checks).

@@ -16,23 +16,13 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Protocol
 
-from services.cache.admission import Admission, NewEntry, StoreLimits
 from services.cache.clock import Clock
-from services.cache.db import CacheDb, Row
 from services.cache.errors import CacheError, Failure
-from services.cache.gate import Hold, PrefixGates
-from services.cache.group_commit import GroupCommitter
-from services.cache.invalidations import Invalidations
-from services.cache.keys import KeyRules
-from services.cache.lru import Entry, LruMemory, entry_size
-from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, settled
 from services.cache.ownership.owners import Owned
-from services.cache.positions import At, Positions
-from services.cache.readers import Readers
-from services.cache.scan import Page, merge
-from services.cache.stats import CacheStats, Snapshot
-from services.cache.tenure import Leases, Tenure
-from services.cache.writes import (
+from services.cache.storage.db import CacheDb, Row
+from services.cache.storage.group_commit import GroupCommitter
+from services.cache.storage.readers import Readers
+from services.cache.storage.writes import (
     STORED,
     ClearPrefix,
     Outcome,
@@ -42,6 +32,16 @@ from services.cache.writes import (
     WriteOp,
     dispatch,
 )
+from services.cache.store.admission import Admission, NewEntry, StoreLimits
+from services.cache.store.gate import Hold, PrefixGates
+from services.cache.store.keys import KeyRules
+from services.cache.store.lru import Entry, LruMemory, entry_size
+from services.cache.store.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, settled
+from services.cache.store.scan import Page, merge
+from services.cache.store.stats import CacheStats, Snapshot
+from services.cache.store.tenure import Leases, Tenure
+from services.cache.watch.invalidations import Invalidations
+from services.cache.watch.positions import At, Positions
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from marketcache.v1 import cache_pb2
 from services.cache.errors import CacheError
-from services.cache.invalidations import Change, Invalidations, Watcher
 from services.cache.ownership.owners import NotOwner, OwnerInfo
-from services.cache.positions import At
+from services.cache.watch.invalidations import Change, Invalidations, Watcher
+from services.cache.watch.positions import At
 
 # How often a subscriber hears that nothing changed (seconds).
 HEARTBEAT_SECONDS = 0.15
