@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, select
 
 from services.cache.config import check_db_url, shard_identity
-from services.cache.shards.sharded_store import home
+from services.cache.shards.homes import home
 from services.cache.storage.db import CacheDb
 from services.cache.storage.tables import entries, leases, members
 from services.common.config import ConfigError

@@ -17,9 +17,8 @@ from math import ceil
 from marketcache.v1 import cache_pb2
 from services.cache.rpc.routing import Router
 from services.cache.rpc.values import blob_of
-from services.cache.shards.sharded_store import ShardedStore
 from services.cache.store.admission import Admission, NewEntry
-from services.cache.store.cache_store import CacheStore
+from services.cache.store.interface import Store
 from services.cache.store.keys import KeyRules
 from services.cache.store.scan import (
     decode_cursor,
@@ -38,7 +37,7 @@ EXPORT_PAGE = 100
 class OperatorRpcs:
     """Scan, Export and Import over the servicer's store, router, rules and auth."""
 
-    _store: CacheStore | ShardedStore
+    _store: Store
     _router: Router
     _keys: KeyRules
     _admission: Admission

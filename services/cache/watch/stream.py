@@ -91,11 +91,8 @@ class Watches:
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        serves: Callable[[str], bool] = lambda prefix: True,
     ) -> None:
-        # With shards (CACHE_DB_URLS) these invalidations cover one database's
-        # prefixes only: another's are refused, never watched on the wrong hub.
-        self._serves = serves
+        # With shards (CACHE_DB_URLS) every shard's store feeds these invalidations.
         self._changes = changes
         self._ownership = ownership
         self._metrics = metrics
@@ -108,13 +105,6 @@ class Watches:
         first: list[cache_pb2.WatchEvent] = []
         live: dict[str, int] = {}
         for prefix in dict.fromkeys(prefixes):
-            if not self._serves(prefix):
-                first.append(
-                    self._reset(
-                        prefix, "unavailable", "not watched: its home is another shard", None
-                    )
-                )
-                continue
             try:
                 owner = self._ownership.route(prefix)
                 if owner is not None:
