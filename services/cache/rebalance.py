@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, select
 
 from services.cache.config import check_db_url, shard_identity
-from services.cache.db import CacheDb
-from services.cache.shards import home
-from services.cache.tables import entries, leases, members
+from services.cache.shards.homes import home
+from services.cache.storage.db import CacheDb
+from services.cache.storage.tables import entries, leases, members
 from services.common.config import ConfigError
 
 log = logging.getLogger(__name__)

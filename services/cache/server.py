@@ -12,25 +12,30 @@ import grpc
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.cache.admission import Admission, StoreLimits
 from services.cache.clock import Clock, SystemClock
 from services.cache.config import CacheSettings, shard_identity
-from services.cache.db import CacheDb
-from services.cache.keys import KeyRules
 from services.cache.ownership.lease_db import Incarnation, LeaseDb
 from services.cache.ownership.lease_metrics import OwnershipMetrics
 from services.cache.ownership.leases import LeaseOwnership
 from services.cache.ownership.liveness import host_key
-from services.cache.ownership.owners import OwnershipView
-from services.cache.replication import ReplicationGauge, check
-from services.cache.routing import Peers, Router
-from services.cache.servicer import CacheServicer
-from services.cache.shards import Cell, ShardedOwnership, ShardedStore
-from services.cache.stats import CacheStats
-from services.cache.store import CacheStore
+from services.cache.ownership.owners import NodeOwnership
+from services.cache.rpc.routing import Peers, Router
+from services.cache.rpc.servicer import CacheServicer
+from services.cache.shards.homes import Homes
+from services.cache.shards.sharded_ownership import ShardedOwnership
+from services.cache.shards.sharded_store import Cell, ShardedStore
+from services.cache.storage.db import CacheDb
+from services.cache.storage.replication import ReplicationGauge, check
+from services.cache.store.admission import Admission, StoreLimits
+from services.cache.store.cache_store import CacheStore
+from services.cache.store.interface import Store
+from services.cache.store.keys import KeyRules
+from services.cache.store.stats import CacheStats
+from services.cache.store.ttl_policy import TtlPolicy
 from services.cache.sweeper import Sweeper
-from services.cache.ttl_policy import TtlPolicy
-from services.cache.watch import Watches, WatchMetrics
+from services.cache.watch.invalidations import Invalidations
+from services.cache.watch.positions import Positions
+from services.cache.watch.stream import Watches, WatchMetrics
 from services.common.auth import AdminAuth
 from services.common.config import parse_address
 from services.common.server import GrpcProcess
@@ -73,44 +78,57 @@ class CacheServer:
         admission = Admission(keys, TtlPolicy(settings.default_ttl, settings.max_ttl), limits)
         stats = CacheStats(registry, settings.max_prefix_labels)
         urls = settings.db_urls or (settings.db_url,)
-        # Shards (#16): one cell per database, each with its own share of the memory.
-        cell_limits = replace(limits, max_memory_bytes=limits.max_memory_bytes // len(urls))
-        cells = [
-            self._cell(
-                i,
-                url,
-                me=me,
-                metrics=metrics,
-                keys=keys,
-                admission=admission,
-                stats=stats,
-                clock=clock,
-                limits=cell_limits,
-            )
-            for i, url in enumerate(urls)
-        ]
-        # With shards, db/ownership/store are the first shard's; `data` and `view` span all.
-        self.db, self.ownership, self.store = cells[0].db, cells[0].ownership, cells[0].store
-        self.data: CacheStore | ShardedStore = self.store
-        self.view: OwnershipView = self.ownership
+        dbs = [self._db(url) for url in urls]
+        leases = [self._leases(db, me, metrics, clock) for db in dbs]
+        # Shards (#16): one database, leases and store per URL, each prefix at its home.
+        self._homes: Homes | None = None
+        self.ownership: NodeOwnership = leases[0]
         if settings.db_urls:
-            self.data = ShardedStore(
-                cells,
-                [shard_identity(url) for url in urls],
+            self._homes = Homes([shard_identity(url) for url in urls])
+            sharded = ShardedOwnership(leases, self._homes)
+            # Each shard's leases pointed these gauges at themselves; they count all.
+            metrics.watch(sharded.held, lambda: sum(1 for m in sharded.members() if m.alive))
+            self.ownership = sharded
+        # One hub of positions and invalidations that every shard's store feeds:
+        # Watch serves every prefix, whatever its home database.
+        changes = Invalidations(Positions(self.ownership.current_epoch))
+        # Each store gets its share of the memory.
+        cell_limits = replace(limits, max_memory_bytes=limits.max_memory_bytes // len(urls))
+        self.cells = [
+            Cell(
+                index,
+                db,
+                CacheStore(
+                    db,
+                    keys=keys,
+                    admission=admission,
+                    stats=stats,
+                    ownership=ownership,
+                    clock=clock,
+                    limits=cell_limits,
+                    changes=changes,
+                ),
+                ownership,
+            )
+            for index, (db, ownership) in enumerate(zip(dbs, leases, strict=True))
+        ]
+        # The node's store: the one database's, or the shards' together.
+        self.store: Store = self.cells[0].store
+        if self._homes is not None:
+            self.store = ShardedStore(
+                self.cells,
+                self._homes,
                 stats=stats,
-                metrics=metrics,
                 clock=clock,
                 prefix_of=lambda key: keys.prefix_of(key, "key"),
                 max_memory_bytes=limits.max_memory_bytes,
             )
-            self.view = ShardedOwnership(self.data)
-        self.cells = cells
-        self.sweeper = Sweeper(self.data, settings.sweep_seconds)
+        self.sweeper = Sweeper(self.store, settings.sweep_seconds)
         self.peers = Peers(settings.server.tls)
         self.servicer = CacheServicer(
-            self.data,
+            self.store,
             Router(
-                self.view,
+                self.ownership,
                 self.peers,
                 metrics,
                 node_id=settings.node_id,
@@ -118,58 +136,41 @@ class CacheServer:
             ),
             keys=keys,
             admission=admission,
-            ownership=self.view,
+            ownership=self.ownership,
             auth=AdminAuth(settings.admin_token),
             enabled=settings.enabled,
             max_reply_bytes=settings.server.max_message_bytes,
             node_id=settings.node_id,
-            watches=Watches(
-                self.store.changes,
-                self.ownership,
-                WatchMetrics(registry),
-                serves=self._first_shard_homes,
-            ),
+            watches=Watches(changes, self.ownership, WatchMetrics(registry)),
         )
         self.process = GrpcProcess(settings.server, registry, [SERVICE], self._register)
         self.process.on_stop(self._close)
 
-    def _cell(
-        self,
-        index: int,
-        url: str,
-        *,
-        me: Incarnation,
-        metrics: OwnershipMetrics,
-        keys: KeyRules,
-        admission: Admission,
-        stats: CacheStats,
-        clock: Clock,
-        limits: StoreLimits,
-    ) -> Cell:
-        """The database, leases and store of one database URL."""
+    def _db(self, url: str) -> CacheDb:
+        """The database of one URL."""
         settings = self.settings
-        db = CacheDb(
+        return CacheDb(
             url,
             synchronous=settings.sqlite_synchronous,
             pool_size=settings.read_threads + 2,
             idle_transaction_timeout=settings.lease_seconds,
         )
-        ownership = LeaseOwnership(
+
+    def _leases(
+        self, db: CacheDb, me: Incarnation, metrics: OwnershipMetrics, clock: Clock
+    ) -> LeaseOwnership:
+        """This node's leases in one database."""
+        settings = self.settings
+        return LeaseOwnership(
             LeaseDb(db, me, self.advertised_address, settings.lease_seconds, clock.monotonic),
             metrics,
             monotonic=clock.monotonic,
             detect_exits=settings.detect_local_exits,
         )
-        store = CacheStore(
-            db,
-            keys=keys,
-            admission=admission,
-            stats=stats,
-            ownership=ownership,
-            clock=clock,
-            limits=limits,
-        )
-        return Cell(index, db, store, ownership)
+
+    def store_of(self, prefix: str) -> CacheStore:
+        """The store of `prefix`'s home database (for inspection: its state, its gate)."""
+        return self.cells[0 if self._homes is None else self._homes.index(prefix)].store
 
     def _register(self, server: grpc.aio.Server) -> None:
         cache_pb2_grpc.add_CacheServiceServicer_to_server(self.servicer, server)
@@ -198,7 +199,7 @@ class CacheServer:
             self.replication,
             require=self.settings.require_sync_replication,
         )
-        await self.data.open()
+        await self.store.open()
         self.sweeper.start()
         await self.process.set_serving(True)
 
@@ -206,15 +207,9 @@ class CacheServer:
         """NOT_SERVING, drain RPCs, commit what is queued, close the database."""
         await self.process.stop()
 
-    def _first_shard_homes(self, prefix: str) -> bool:
-        # Watch is served from the first shard's invalidations (a limit of shards
-        # for now): a prefix homed elsewhere is refused, so no client trusts it.
-        data = self.data
-        return not isinstance(data, ShardedStore) or data.cell(prefix).index == 0
-
     async def _close(self) -> None:
         await self.sweeper.stop()
-        await self.data.close()
+        await self.store.close()
         await self.peers.close()
 
 

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from services.cache.shards import ShardedStore
-from services.cache.store import CacheStore
+from services.cache.store.interface import Store
 from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -16,7 +15,7 @@ log = logging.getLogger(__name__)
 class Sweeper:
     """Every `interval` seconds: sweep expired rows (cache_expired_total), count keys."""
 
-    def __init__(self, store: CacheStore | ShardedStore, interval: float) -> None:
+    def __init__(self, store: Store, interval: float) -> None:
         self._store = store
         self._interval = interval
         self._stop = asyncio.Event()

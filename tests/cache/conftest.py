@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import cache_pb2_grpc
 from services.cache.server import CacheServer
-from services.cache.store import CacheStore
+from services.cache.store.cache_store import CacheStore
 from tests.cache.harness import FakeClock, make_server, make_store, sqlite_url
 
 

@@ -12,16 +12,16 @@ from google.protobuf import struct_pb2
 from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import cache_pb2_grpc
-from services.cache.admission import Admission, StoreLimits
 from services.cache.clock import Clock
 from services.cache.config import CacheSettings
-from services.cache.db import CacheDb
-from services.cache.keys import KeyRules
 from services.cache.ownership.owners import SingleNodeOwnership
 from services.cache.server import CacheServer
-from services.cache.stats import CacheStats
-from services.cache.store import CacheStore
-from services.cache.ttl_policy import TtlPolicy
+from services.cache.storage.db import CacheDb
+from services.cache.store.admission import Admission, StoreLimits
+from services.cache.store.cache_store import CacheStore
+from services.cache.store.keys import KeyRules
+from services.cache.store.stats import CacheStats
+from services.cache.store.ttl_policy import TtlPolicy
 from services.common.config import Env
 from services.common.json_value import from_value, to_value
 

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from services.cache.config import shard_identity
 from services.cache.server import CacheServer
-from services.cache.shards import home
+from services.cache.shards.homes import home
 from tests.cache.harness import cache_env, make_server
 
 

@@ -81,7 +81,7 @@ async def test_sixty_four_concurrent_sets_share_transactions(
 async def test_writes_admitted_while_the_writer_is_busy_commit_as_one_group(
     server: CacheServer, stub: Stub, registry: CollectorRegistry
 ) -> None:
-    store = server.store
+    store = server.store_of("stock")
 
     def put(i: int) -> asyncio.Future[cache_pb2.SetResponse]:
         return asyncio.ensure_future(

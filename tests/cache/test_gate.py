@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from services.cache.gate import PrefixGates
+from services.cache.store.gate import PrefixGates
 from services.common.errors import ServiceError
 from tests.support.polling import eventually
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import grpc
 import pytest
 
-from services.cache.group_commit import GroupCommitter
-from services.cache.writes import STORED, Outcome, Put, WriteOp
+from services.cache.storage.group_commit import GroupCommitter
+from services.cache.storage.writes import STORED, Outcome, Put, WriteOp
 from services.common.errors import ServiceError
 
 

@@ -6,8 +6,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 
-from services.cache.keys import KeyRules
-from services.cache.ttl_policy import TtlPolicy, remaining_seconds
+from services.cache.store.keys import KeyRules
+from services.cache.store.ttl_policy import TtlPolicy, remaining_seconds
 from services.common.errors import ServiceError
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.cache.lru import LruMemory, entry_size
+from services.cache.store.lru import LruMemory, entry_size
 
 
 def test_least_recently_used_goes_first_and_the_bound_holds() -> None:

@@ -14,10 +14,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.cache.db import Row
-from services.cache.overlay import Pending, PrefixPending
-from services.cache.scan import decode_cursor, encode_cursor, merge
-from services.cache.store import CacheStore
+from services.cache.storage.db import Row
+from services.cache.store.cache_store import CacheStore
+from services.cache.store.overlay import Pending, PrefixPending
+from services.cache.store.scan import decode_cursor, encode_cursor, merge
 from services.common.json_value import from_value, to_value
 from tests.cache.harness import (
     ADMIN_TOKEN,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.cache.store import CacheStore
+from services.cache.store.cache_store import CacheStore
 from tests.cache.harness import FakeClock, blob, make_store, read, writer_blocked
 from tests.support.polling import eventually
 
@@ -21,12 +21,12 @@ async def test_the_store_works_on_postgresql(pg_url: str, clock: FakeClock) -> N
         await store.set("stock:AAPL", blob({"p": 1}), 60)
         await store.mset([("news:1", blob(1), 10), ("news:2", blob(2), 600)])
         assert await read(store, "stock:AAPL") == {"p": 1}
-        assert await store.delete("stock:AAPL") is True
-        assert await store.delete("stock:AAPL") is False
+        assert (await store.delete("stock:AAPL")).entries == 1
+        assert (await store.delete("stock:AAPL")).entries == 0
         clock.advance(11)
         assert await store.sweep() == 1
         assert await store.key_counts() == {"news": 1}
-        assert await store.clear("news") == 1
+        assert (await store.clear("news")).entries == 1
         assert await store.get("news:2") is None
         await _same_key_twice_in_one_transaction(store)
     finally:

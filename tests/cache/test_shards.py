@@ -3,6 +3,7 @@ fencing per shard, the start-up refusal of stranded data, and the rebalance tool
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.ownership.membership import preferred
-from services.cache.shards import StrandedDataError
+from services.cache.shards.homes import StrandedDataError
+from services.common.json_value import to_value
 from tests.cache.harness import cache_stub
 from tests.cache.shard_support import (
     home_of,
@@ -146,7 +148,7 @@ async def test_ownership_takeover_and_fencing_are_per_shard(dbs: list[str], tmp_
         a, b = servers["node-a"], servers["node-b"]
         await eventually(
             lambda: all(
-                {m.node_id for m in s.view.members() if m.alive} == set(NODES)
+                {m.node_id for m in s.ownership.members() if m.alive} == set(NODES)
                 for s in servers.values()
             ),
             30,
@@ -293,3 +295,55 @@ async def test_a_changed_list_is_refused_until_the_rebalance_tool_moves_the_data
     assert sql(new[2], "SELECT epoch FROM cache_leases WHERE prefix = %s", (moving[0],)) == [
         (epochs[moving[0]] + 1,)
     ]
+
+
+async def test_watch_serves_every_prefix_whatever_its_home_shard(
+    dbs: list[str], tmp_path: Path
+) -> None:
+    urls = dbs[:2]
+    homed = prefixes_in(0, urls, 1, "w") + prefixes_in(1, urls, 1, "w")
+    server = sharded_server(tmp_path, urls)
+    await server.start()
+    try:
+        async with cache_stub(server.address) as stub:
+            call = stub.Watch(cache_pb2.WatchRequest(prefixes=homed), timeout=120)
+
+            async def next_event() -> cache_pb2.WatchEvent:
+                event = await call.read()
+                assert isinstance(event, cache_pb2.WatchEvent), event
+                return event
+
+            try:
+                # Both prefixes are watched (neither is reset as homed elsewhere).
+                for prefix in homed:
+                    event = await next_event()
+                    assert (event.prefix, event.WhichOneof("event")) == (prefix, "started"), event
+                written = {}
+                for prefix in homed:
+                    reply = await stub.Set(
+                        cache_pb2.SetRequest(key=f"{prefix}:k", value=to_value(1), ttl_seconds=600),
+                        timeout=30,
+                    )
+                    written[prefix] = reply.position
+                invalidated: dict[str, tuple[list[str], cache_pb2.Position]] = {}
+                beaten: set[str] = set()
+
+                async def both_invalidated_and_beating() -> None:
+                    while set(invalidated) != set(homed) or beaten != set(homed):
+                        event = await next_event()
+                        kind = event.WhichOneof("event")
+                        assert kind in ("invalidation", "heartbeat"), event
+                        if kind == "invalidation":
+                            keys = list(event.invalidation.keys)
+                            invalidated[event.prefix] = (keys, event.position)
+                        else:
+                            beaten.add(event.prefix)
+
+                await asyncio.wait_for(both_invalidated_and_beating(), 60)
+            finally:
+                call.cancel()
+    finally:
+        await server.stop()
+    # Each prefix's invalidation stands at its write's commit, in its own home shard.
+    assert invalidated == {p: ([f"{p}:k"], written[p]) for p in homed}
+    assert [home_of(p, urls) for p in homed] == [0, 1]

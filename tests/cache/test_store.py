@@ -10,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
-from services.cache.lru import entry_size
-from services.cache.store import DEGRADED, HEALTHY, CacheStore, Health
+from services.cache.store.cache_store import CacheStore
+from services.cache.store.interface import DEGRADED, HEALTHY, Health
+from services.cache.store.lru import entry_size
 from services.cache.sweeper import Sweeper
 from services.common.errors import ServiceError
 from tests.cache.harness import (
@@ -226,12 +227,12 @@ async def test_mset_with_one_bad_item_writes_nothing(tmp_path: Path, store: Cach
 
 async def test_delete_and_clear_report_what_was_live(store: CacheStore, clock: FakeClock) -> None:
     await store.mset([("a:1", blob(1), 600), ("a:2", blob(2), 5), ("b:1", blob(3), 600)])
-    assert await store.delete("a:1") is True
-    assert await store.delete("a:1") is False
+    assert (await store.delete("a:1")).entries == 1
+    assert (await store.delete("a:1")).entries == 0
     clock.advance(6)
-    assert await store.delete("a:2") is False  # expired: not live
+    assert (await store.delete("a:2")).entries == 0  # expired: not live
     await store.mset([("a:3", blob(3), 600), ("a:4", blob(4), 600)])
-    assert await store.clear("a") == 2
+    assert (await store.clear("a")).entries == 2
     assert await store.mget(["a:3", "a:4", "b:1"]) != [None, None, None]
     assert [h is not None for h in await store.mget(["a:3", "a:4", "b:1"])] == [False, False, True]
 
@@ -245,7 +246,7 @@ async def test_writes_after_a_pending_clear_survive_it(store: CacheStore) -> Non
         await eventually(lambda: store.state().pending >= 2)
         reading = asyncio.create_task(store.mget(["a:1", "a:2"]))
         release()
-        assert await clearing == 2
+        assert (await clearing).entries == 2
         await writing
         hits = await reading
     assert hits[0] is None

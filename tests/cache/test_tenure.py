@@ -12,18 +12,18 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.cache.admission import Admission, StoreLimits
-from services.cache.db import CacheDb
 from services.cache.errors import CacheError
-from services.cache.keys import KeyRules
 from services.cache.ownership.owners import (
     NotOwner,
     Owned,
 )
-from services.cache.stats import CacheStats
-from services.cache.store import CacheStore
-from services.cache.ttl_policy import TtlPolicy
-from services.cache.writes import Put
+from services.cache.storage.db import CacheDb
+from services.cache.storage.writes import Put
+from services.cache.store.admission import Admission, StoreLimits
+from services.cache.store.cache_store import CacheStore
+from services.cache.store.keys import KeyRules
+from services.cache.store.stats import CacheStats
+from services.cache.store.ttl_policy import TtlPolicy
 from tests.cache.harness import FakeClock, blob, read, sqlite_url, writer_blocked
 from tests.support.polling import eventually
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.cache.db import CacheDb
 from services.cache.ownership.lease_db import Incarnation, LeaseDb
-from services.cache.writes import STORED, Put
+from services.cache.storage.db import CacheDb
+from services.cache.storage.writes import STORED, Put
 from tests.support.polling import eventually
 
 LEASE = 0.3

@@ -19,7 +19,7 @@ import grpc
 atheris: Any = importlib.import_module("atheris")
 
 with atheris.instrument_imports():
-    from services.cache.keys import MAX_KEY_BYTES, KeyRules
+    from services.cache.store.keys import MAX_KEY_BYTES, KeyRules
     from services.common.errors import ServiceError
     from services.gateway.pattern import PathError, PathTemplate, TemplateError, parse_template
     from services.gateway.routes import (

@@ -38,7 +38,7 @@ FINDINGS = (
     (
         "CacheService stored NaN and infinities inside values; every REST read of such a key "
         "then failed with a 500 (JSON cannot carry them).",
-        "fixed: the cache refuses them with INVALID_ARGUMENT (services/cache/servicer.py); "
+        "fixed: the cache refuses them with INVALID_ARGUMENT (services/cache/rpc/servicer.py); "
         "gRPC fuzzing.",
     ),
     (
@@ -60,7 +60,7 @@ FINDINGS = (
         "gRPC refuses it: 150 values of 1 MB took the cache from 91 MB to a 660 MB peak (420 MB "
         "kept); at CACHE_MAX_BATCH=1000 and 1 MiB values one request could need gigabytes.",
         "fixed: the cache refuses such an MGet with RESOURCE_EXHAUSTED naming "
-        "GRPC_MAX_MESSAGE_BYTES before building the reply (services/cache/servicer.py); "
+        "GRPC_MAX_MESSAGE_BYTES before building the reply (services/cache/rpc/servicer.py); "
         "resource-limit tests.",
     ),
 )

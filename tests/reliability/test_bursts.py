@@ -52,7 +52,7 @@ async def test_a_raw_burst_past_the_limits_is_answered_and_counted(
 
             # The prefix's gate held: the first calls stay in flight, so the rest
             # of the burst is past the limit of 8 and must be refused, counted.
-            async with server.store.hold("burst"):
+            async with server.store_of("burst").hold("burst"):
                 calls = asyncio.gather(*(one() for _ in range(BURST)))
                 await eventually(
                     lambda: handled(registry, "Get")["ResourceExhausted"] >= BURST - 8 or None,

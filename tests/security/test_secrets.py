@@ -234,7 +234,7 @@ def test_secrets_stay_out_of_logs_errors_and_metrics(tmp_path: Path) -> None:
     assert {400, 401, 403} <= set(statuses), statuses
     assert any(status >= 500 for status in statuses), statuses
     assert errors_logged > 0
-    # The outage is one warning naming the database (services/cache/db_link.py): the
+    # The outage is one warning naming the database (services/cache/storage/db_link.py): the
     # line most likely to carry the URL's password, so it must have been scanned.
     assert "unreachable" in texts["cache log"], "the database outage was logged by the cache"
 

@@ -3,7 +3,8 @@
 `owners` holds the shared vocabulary: who owns a prefix (`OwnerInfo`,
 `MemberInfo`), the redirect errors (`NotOwner`, `Fenced`), the callbacks an
 owner makes into its store (`Owned`), the read-only view the router and the
-inspection RPCs get (`OwnershipView`) and the owner of a store alone on its
+inspection RPCs get (`OwnershipView`), the view with the node's own leases
+that Watch asks (`NodeOwnership`) and the owner of a store alone on its
 database (`SingleNodeOwnership`). `leases` is the owner shared by several
 processes (`LeaseOwnership`): one lease per prefix, renewed by heartbeat,
 taken over on expiry, handed over to balance; `lease_db` runs its
@@ -11,7 +12,7 @@ transactions in the cache's database, `membership` decides who should own
 what (rendezvous hashing over the live members), `liveness` tells when a
 process on this host has exited (its leases need not expire first) and
 `lease_metrics` counts leases, members and forwarded calls. What the store
-asks of an owner is declared by the store (`services.cache.store.Ownership`).
+asks of an owner is declared by the store (`services.cache.store.cache_store.Ownership`).
 """
 
 from services.cache.ownership.lease_db import Incarnation, LeaseDb
@@ -23,6 +24,7 @@ from services.cache.ownership.owners import (
     ALL_PREFIXES,
     Fenced,
     MemberInfo,
+    NodeOwnership,
     NotOwner,
     Owned,
     OwnerInfo,
@@ -37,6 +39,7 @@ __all__ = [
     "LeaseDb",
     "LeaseOwnership",
     "MemberInfo",
+    "NodeOwnership",
     "NotOwner",
     "Owned",
     "OwnerInfo",

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, delete, or_, select, update
 
-from services.cache.db import CacheDb
-from services.cache.tables import leases, members
+from services.cache.storage.db import CacheDb
+from services.cache.storage.tables import leases, members
 
 # A dead member's row is kept this long after it expired (ListOwners shows it), then pruned.
 MEMBER_RETENTION_SECONDS = 300.0

@@ -109,6 +109,23 @@ class OwnershipView(Protocol):
         ...
 
 
+class NodeOwnership(OwnershipView, Protocol):
+    """A node's whole ownership: the view, and its own leases (what Watch and the
+    positions of the near cache ask). One database's leases, or every shard's."""
+
+    async def admit(self, prefix: str) -> int:
+        """The epoch under which this node serves `prefix` now (NotOwner if it does not)."""
+        ...
+
+    def current_epoch(self, prefix: str) -> int | None:
+        """The epoch of our lease on `prefix`, None when we hold none."""
+        ...
+
+    def valid_for(self, prefix: str) -> float:
+        """Seconds our lease on `prefix` stays locally valid."""
+        ...
+
+
 class SingleNodeOwnership:
     """This node owns every prefix at epoch 1: the store is alone on its database."""
 

@@ -8,7 +8,6 @@ NotOwner instead, and the client retries at the owner it names.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -21,6 +20,7 @@ from services.cache.ownership.lease_metrics import OwnershipMetrics
 from services.cache.ownership.owners import Fenced, NotOwner, OwnerInfo, OwnershipView
 from services.common.channel_pool import ChannelPool
 from services.common.errors import ServiceError, status_details
+from services.common.partition import run_parts, split
 from services.common.tls import TlsConfig
 from services.common.wire import FORWARDED_BY, OWNER_HEADER
 
@@ -116,9 +116,6 @@ class Router:
         remote owner; returns each part's item indexes and result. Fails with the
         first part that fails (the others still complete: atomic per prefix only)."""
         forwarded = is_forwarded(context)
-        by_prefix: dict[str, list[int]] = {}
-        for index, prefix in enumerate(prefixes):
-            by_prefix.setdefault(prefix, []).append(index)
         learned: list[tuple[str, str]] = []
 
         async def remote(owner: OwnerInfo, indexes: list[int], owned: list[str]) -> R:
@@ -140,7 +137,7 @@ class Router:
 
         jobs: list[Awaitable[tuple[list[int], R]]] = []
         remote_groups: dict[str, tuple[OwnerInfo, list[tuple[str, list[int]]]]] = {}
-        for prefix, indexes in by_prefix.items():
+        for prefix, indexes in split(prefixes).items():
             owner = self._ownership.route(prefix)
             if owner is None:
                 jobs.append(here(prefix, indexes))
@@ -148,7 +145,7 @@ class Router:
                 self._may_forward(prefix, owner, forwarded)
                 remote_groups.setdefault(owner.address, (owner, []))[1].append((prefix, indexes))
         jobs.extend(there(owner, group) for owner, group in remote_groups.values())
-        parts = [await jobs[0]] if len(jobs) == 1 else list(await asyncio.gather(*jobs))
+        parts = await run_parts(jobs)
         if learned:
             # Clients learn where to go directly next time (OWNER_HEADER).
             context.set_trailing_metadata(

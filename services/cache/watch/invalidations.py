@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from services.cache.positions import At, Positions
-from services.cache.writes import ClearPrefix, Put, Remove, WriteOp
+from services.cache.storage.writes import ClearPrefix, Put, Remove, WriteOp
+from services.cache.watch.positions import At, Positions
 
 # Events a watcher may have queued before it counts as too slow.
 DEFAULT_QUEUE_LIMIT = 1024

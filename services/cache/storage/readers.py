@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.cache.db import CacheDb, Row
-from services.cache.db_link import is_disconnect
 from services.cache.errors import CacheError, Failure
+from services.cache.storage.db import CacheDb, Row
+from services.cache.storage.db_link import is_disconnect
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from concurrent.futures import Executor
 from typing import Protocol
 
 from services.cache.clock import Clock
-from services.cache.gate import PrefixGates
-from services.cache.lru import LruMemory, entry_size
-from services.cache.overlay import Overlay, settled
-from services.cache.readers import Readers
+from services.cache.storage.readers import Readers
+from services.cache.store.gate import PrefixGates
+from services.cache.store.lru import LruMemory, entry_size
+from services.cache.store.overlay import Overlay, settled
 from services.common.errors import ServiceError
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.cache.errors import CacheError, Failure
-from services.cache.keys import KeyRules
-from services.cache.ttl_policy import TtlPolicy
+from services.cache.store.keys import KeyRules
+from services.cache.store.ttl_policy import TtlPolicy
 from services.common.errors import invalid_argument
 
 

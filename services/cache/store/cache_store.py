@@ -16,23 +16,13 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Protocol
 
-from services.cache.admission import Admission, NewEntry, StoreLimits
 from services.cache.clock import Clock
-from services.cache.db import CacheDb, Row
 from services.cache.errors import CacheError, Failure
-from services.cache.gate import Hold, PrefixGates
-from services.cache.group_commit import GroupCommitter
-from services.cache.invalidations import Invalidations
-from services.cache.keys import KeyRules
-from services.cache.lru import Entry, LruMemory, entry_size
-from services.cache.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, settled
 from services.cache.ownership.owners import Owned
-from services.cache.positions import At, Positions
-from services.cache.readers import Readers
-from services.cache.scan import Page, merge
-from services.cache.stats import CacheStats, Snapshot
-from services.cache.tenure import Leases, Tenure
-from services.cache.writes import (
+from services.cache.storage.db import CacheDb, Row
+from services.cache.storage.group_commit import GroupCommitter
+from services.cache.storage.readers import Readers
+from services.cache.storage.writes import (
     STORED,
     ClearPrefix,
     Outcome,
@@ -42,6 +32,28 @@ from services.cache.writes import (
     WriteOp,
     dispatch,
 )
+from services.cache.store.admission import Admission, NewEntry, StoreLimits
+from services.cache.store.gate import Hold, PrefixGates
+from services.cache.store.interface import (
+    DEGRADED,
+    HEALTHY,
+    UNAVAILABLE,
+    Change,
+    Clearing,
+    Deletion,
+    Health,
+    Hit,
+    Removed,
+)
+from services.cache.store.keys import KeyRules
+from services.cache.store.lru import Entry, LruMemory, entry_size
+from services.cache.store.overlay import MISS, NOT_IN_MEMORY, Commit, Overlay, Seen, settled
+from services.cache.store.scan import Page, merge
+from services.cache.store.stats import CacheStats, Snapshot
+from services.cache.store.tenure import Leases, Tenure
+from services.cache.watch.invalidations import Invalidations
+from services.cache.watch.positions import At, Positions
+from services.common.partition import split_run_merge
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +95,6 @@ class Ownership(Leases, Protocol):
         ...
 
 
-HEALTHY = "healthy"
-DEGRADED = "degraded"
-UNAVAILABLE = "unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    """The store's health: HEALTHY, DEGRADED (serving, with a problem) or UNAVAILABLE,
-    and, unless healthy, why."""
-
-    status: str
-    reason: str = ""
-
-
 @dataclass(frozen=True, slots=True)
 class StoreState:
     """Where the store's entries and writes are at one moment (for inspection)."""
@@ -114,24 +112,9 @@ class StoreState:
     whole_prefixes: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class Deletion:
-    """One validated delete of a WriteBatch."""
-
-    key: str
-    prefix: str
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """A live entry as answered: the serialized Value and the whole seconds it has left."""
-
-    blob: bytes
-    ttl_remaining: int
-
-
 class CacheStore:
-    """Get/Set/Delete/MGet/MSet/Clear over memory and the database, in prefix order."""
+    """Get/Set/Delete/MGet/MSet/Clear over memory and the database, in prefix order
+    (the `Store` of one database)."""
 
     def __init__(
         self,
@@ -143,6 +126,7 @@ class CacheStore:
         ownership: Ownership,
         clock: Clock,
         limits: StoreLimits,
+        changes: Invalidations | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
@@ -166,7 +150,10 @@ class CacheStore:
         self._forget = _Forget(self._memory)
         self._committed = _Committed(self._memory, self._stats, ownership, clock)
         # Near cache (#13): positions per prefix, and the changes watchers are sent.
-        self.changes = Invalidations(Positions(ownership.current_epoch))
+        # With shards every store of the node feeds one hub, so Watch serves them all.
+        self.changes = (
+            changes if changes is not None else Invalidations(Positions(ownership.current_epoch))
+        )
         self._tenure = Tenure(
             leases=ownership,
             gates=self._gates,
@@ -236,9 +223,7 @@ class CacheStore:
         if prefix is None:
             prefix = self._keys.prefix_of(key, "key")
         self._check_open()
-        answers: list[Hit | None] = [None]
-        await self._read_prefix(prefix, [0], [key], answers)
-        return answers[0]
+        return (await self._read_prefix(prefix, [0], [key]))[0]
 
     async def mget(
         self, keys: Sequence[str], prefixes: Sequence[str] | None = None
@@ -250,28 +235,16 @@ class CacheStore:
         self._admission.batch(len(keys), "keys")
         if prefixes is None:
             prefixes = self._keys.prefixes(keys, "keys")
-        by_prefix: dict[str, list[int]] = {}
-        for index, prefix in enumerate(prefixes):
-            indexes = by_prefix.get(prefix)
-            if indexes is None:
-                by_prefix[prefix] = [index]
-            else:
-                indexes.append(index)
         self._check_open()
-        answers: list[Hit | None] = [None] * len(keys)
-        if len(by_prefix) == 1:
-            ((prefix, indexes),) = by_prefix.items()
-            await self._read_prefix(prefix, indexes, keys, answers)
-            return answers
         # Each prefix is its own queue: a slow prefix does not hold up the others.
-        await asyncio.gather(
-            *(self._read_prefix(prefix, idx, keys, answers) for prefix, idx in by_prefix.items())
+        return await split_run_merge(
+            prefixes, lambda prefix, indexes: self._read_prefix(prefix, indexes, keys)
         )
-        return answers
 
     async def _read_prefix(
-        self, prefix: str, indexes: list[int], keys: Sequence[str], answers: list[Hit | None]
-    ) -> None:
+        self, prefix: str, indexes: list[int], keys: Sequence[str]
+    ) -> list[Hit | None]:
+        """The entries of `keys[i]` for the `indexes` of one prefix, in that order."""
         for _attempt in range(_READ_ATTEMPTS):
             async with self._gates.hold(prefix):
                 epoch = await self._ownership.admit(prefix)
@@ -284,17 +257,20 @@ class CacheStore:
             # The output gate: what we saw may include writes not yet durable.
             if waits and not await settled(waits):
                 continue  # a write we would have revealed failed: look again
+            answers: list[Hit | None] = []
             hits = 0
             for i in indexes:
                 s = seen[keys[i]]
                 if s.blob is not None and s.expires_at > now:
                     # Live, so more than 0 s are left and ceil() is at least 1,
                     # as remaining_seconds() would say.
-                    answers[i] = Hit(s.blob, ceil(s.expires_at - now))
+                    answers.append(Hit(s.blob, ceil(s.expires_at - now)))
                     hits += 1
+                else:
+                    answers.append(None)
             # One increment per counter per call, not one per key.
             self._stats.read(prefix, hits, len(indexes) - hits)
-            return
+            return answers
         raise _keeps_failing(prefix)
 
     def _peek_all(
@@ -388,69 +364,53 @@ class CacheStore:
     async def write(self, entries: Sequence[NewEntry]) -> list[At]:
         """Write validated entries in one transaction; returns after the commit, with
         the position of the commit per prefix written."""
-        self._check_open()
-        prefixes = {e.prefix for e in entries}
-        async with self._gates.hold_all(prefixes):
-            epochs = {p: await self._ownership.admit(p) for p in sorted(prefixes)}
-            now = self._clock.now()
-            ops = [
-                Put(e.key, e.prefix, e.blob, now + e.ttl, self._next_seq(), epochs[e.prefix])
-                for e in entries
-            ]
-            done = self._submit(ops)
-        await asyncio.shield(done)
-        return list({op.prefix: _at(op) for op in ops}.values())
-
-    # -- WriteBatch (#12): sets and deletes of one call, in request order ----------
+        return list({at.prefix: at for _, at in await self._commit(entries)}.values())
 
     async def write_mixed(self, ops: Sequence[NewEntry | Deletion]) -> list[tuple[Outcome, At]]:
-        """Validated sets and deletes in ONE submission, in order (so ops on one key
-        apply in request order); per op its outcome and the position of its commit.
+        """Validated sets and deletes (#12) in ONE submission, in order (so ops on one
+        key apply in request order); per op its outcome and the position of its commit.
         Returns after the commit."""
+        return await self._commit(ops)
+
+    async def delete(self, key: str) -> Removed:
+        """Remove `key` (1 entry when a live one existed). Returns after the commit."""
+        ((outcome, at),) = await self._commit([Deletion(key, self._keys.prefix_of(key, "key"))])
+        return Removed(outcome.removed, at)
+
+    async def clear(self, prefix: str) -> Removed:
+        """Delete every entry of `prefix` (the entries that were live). Returns after the commit."""
+        self._keys.check_prefix(prefix, "prefix")
+        ((outcome, at),) = await self._commit([Clearing(prefix)])
+        return Removed(outcome.removed, at)
+
+    async def _commit(self, changes: Sequence[Change]) -> list[tuple[Outcome, At]]:
+        """The one write path: admit `changes` under their prefixes' gates and leases,
+        submit them as one group, and after the commit, per change its outcome and
+        its commit's position."""
         self._check_open()
-        prefixes = {op.prefix for op in ops}
+        prefixes = {c.prefix for c in changes}
         async with self._gates.hold_all(prefixes):
             epochs = {p: await self._ownership.admit(p) for p in sorted(prefixes)}
             now = self._clock.now()
-            writes: list[Put | Remove] = [
-                Put(op.key, op.prefix, op.blob, now + op.ttl, self._next_seq(), epochs[op.prefix])
-                if isinstance(op, NewEntry)
-                else Remove(op.key, op.prefix, self._next_seq(), epochs[op.prefix])
-                for op in ops
-            ]
-            done = self._submit(writes)
+            ops = [self._op(change, now, epochs[change.prefix]) for change in changes]
+            done = self._submit(ops)
         outcomes = await asyncio.shield(done)
-        return [(outcome, _at(op)) for outcome, op in zip(outcomes, writes, strict=True)]
+        # Each op's `commit_seq` is written by `Invalidations.committed` in `_settle`,
+        # which runs before `done` resolves: only now is the position known.
+        return [
+            (outcome, At(op.prefix, op.epoch, op.commit_seq))
+            for outcome, op in zip(outcomes, ops, strict=True)
+        ]
 
-    async def delete(self, key: str) -> bool:
-        """Remove `key`; True when a live entry existed. Returns after the commit."""
-        return (await self.delete_at(key))[0]
-
-    async def delete_at(self, key: str) -> tuple[bool, At]:
-        """`delete`, with the position of its commit."""
-        prefix = self._keys.prefix_of(key, "key")
-        self._check_open()
-        async with self._gates.hold(prefix):
-            epoch = await self._ownership.admit(prefix)
-            op = Remove(key, prefix, self._next_seq(), epoch)
-            done = self._submit([op])
-        (outcome,) = await asyncio.shield(done)
-        return outcome.removed > 0, _at(op)
-
-    async def clear(self, prefix: str) -> int:
-        """Delete every entry of `prefix`; returns how many were live."""
-        return (await self.clear_at(prefix))[0]
-
-    async def clear_at(self, prefix: str) -> tuple[int, At]:
-        """`clear`, with the position of its commit."""
-        self._keys.check_prefix(prefix, "prefix")
-        self._check_open()
-        async with self._gates.hold(prefix):
-            epoch = await self._ownership.admit(prefix)
-            op = ClearPrefix(prefix, self._next_seq(), epoch)
-            done = self._submit([op])
-        (outcome,) = await asyncio.shield(done)
-        return outcome.removed, _at(op)
+    def _op(self, change: Change, now: float, epoch: int) -> Put | Remove | ClearPrefix:
+        """The write operation of one admitted change."""
+        if isinstance(change, NewEntry):
+            return Put(
+                change.key, change.prefix, change.blob, now + change.ttl, self._next_seq(), epoch
+            )
+        if isinstance(change, Deletion):
+            return Remove(change.key, change.prefix, self._next_seq(), epoch)
+        return ClearPrefix(change.prefix, self._next_seq(), epoch)
 
     def position(self, prefix: str) -> At:
         """Where `prefix` stands now (taken before a read, never later than the read)."""
@@ -592,10 +552,6 @@ class CacheStore:
 
     def _observe(self, size: int, seconds: float, ok: bool) -> None:
         self._stats.committed(size, seconds, ok)
-
-
-def _at(op: Put | Remove | ClearPrefix) -> At:
-    return At(op.prefix, op.epoch, op.commit_seq)
 
 
 def _keeps_failing(prefix: str) -> CacheError:

@@ -29,9 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from services.cache.db_link import DbLink
-from services.cache.tables import entries, leases, metadata
-from services.cache.writes import (
+from services.cache.storage.db_link import DbLink
+from services.cache.storage.tables import entries, leases, metadata
+from services.cache.storage.writes import (
     STORED,
     ClearPrefix,
     Outcome,

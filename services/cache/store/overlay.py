@@ -6,7 +6,15 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from services.cache.writes import ClearPrefix, Outcome, Put, Remove, Sweep, WriteOp, dispatch
+from services.cache.storage.writes import (
+    ClearPrefix,
+    Outcome,
+    Put,
+    Remove,
+    Sweep,
+    WriteOp,
+    dispatch,
+)
 from services.common.errors import ServiceError
 
 # A submission's commit: resolves to one outcome per op, or fails.

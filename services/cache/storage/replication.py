@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import text
 
-from services.cache.db import CacheDb
+from services.cache.storage.db import CacheDb
 
 log = logging.getLogger(__name__)
 

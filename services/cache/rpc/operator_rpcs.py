@@ -15,19 +15,18 @@ from collections.abc import AsyncIterator
 from math import ceil
 
 from marketcache.v1 import cache_pb2
-from services.cache.admission import Admission, NewEntry
-from services.cache.keys import KeyRules
-from services.cache.routing import Router
-from services.cache.scan import (
+from services.cache.rpc.routing import Router
+from services.cache.rpc.values import blob_of
+from services.cache.store.admission import Admission, NewEntry
+from services.cache.store.interface import Store
+from services.cache.store.keys import KeyRules
+from services.cache.store.scan import (
     decode_cursor,
     encode_cursor,
     matcher,
     matching,
     page_limit,
 )
-from services.cache.shards import ShardedStore
-from services.cache.store import CacheStore
-from services.cache.values import blob_of
 from services.common.auth import AdminAuth
 from services.common.errors import Context, ServiceError, abort, answers_service_errors
 
@@ -38,7 +37,7 @@ EXPORT_PAGE = 100
 class OperatorRpcs:
     """Scan, Export and Import over the servicer's store, router, rules and auth."""
 
-    _store: CacheStore | ShardedStore
+    _store: Store
     _router: Router
     _keys: KeyRules
     _admission: Admission

@@ -10,17 +10,16 @@ from collections.abc import AsyncIterator
 import grpc
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.cache.admission import Admission
-from services.cache.keys import KeyRules
-from services.cache.operator_rpcs import OperatorRpcs
 from services.cache.ownership.owners import OwnerInfo, OwnershipView
-from services.cache.routing import Router
-from services.cache.shards import ShardedStore
-from services.cache.stats import Snapshot
-from services.cache.store import UNAVAILABLE, CacheStore, Health, Hit
-from services.cache.values import blob_of as _blob
-from services.cache.watch import Watches, position_of
-from services.cache.write_batch import write_batch
+from services.cache.rpc.operator_rpcs import OperatorRpcs
+from services.cache.rpc.routing import Router
+from services.cache.rpc.values import blob_of as _blob
+from services.cache.rpc.write_batch import write_batch
+from services.cache.store.admission import Admission
+from services.cache.store.interface import UNAVAILABLE, Health, Hit, Store
+from services.cache.store.keys import KeyRules
+from services.cache.store.stats import Snapshot
+from services.cache.watch.stream import Watches, position_of
 from services.common.auth import AdminAuth
 from services.common.errors import (
     Context,
@@ -30,16 +29,17 @@ from services.common.errors import (
     invalid_argument,
 )
 from services.common.hit_rate import hit_rate
+from services.common.partition import merge
 
 
 class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
-    """The CacheService over one CacheStore; calls on prefixes owned elsewhere are
+    """The CacheService over the node's store; calls on prefixes owned elsewhere are
     forwarded there by the router (the data RPCs), or answered from here (the rest).
     Scan, Export and Import come from OperatorRpcs."""
 
     def __init__(
         self,
-        store: CacheStore | ShardedStore,  # shards (#16): or one store per database
+        store: Store,
         router: Router,
         *,
         keys: KeyRules,
@@ -115,9 +115,9 @@ class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
         prefix = self._keys.prefix_of(request.key, "key")
 
         async def here() -> cache_pb2.DeleteResponse:
-            deleted, at = await self._store.delete_at(request.key)
+            removed = await self._store.delete(request.key)
             return cache_pb2.DeleteResponse(
-                key=request.key, deleted=deleted, position=position_of(at)
+                key=request.key, deleted=removed.entries > 0, position=position_of(removed.at)
             )
 
         return await self._router.one(context, "Delete", prefix, request, here)
@@ -158,10 +158,7 @@ class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
             request_for=lambda indexes: cache_pb2.MGetRequest(keys=[keys[i] for i in indexes]),
             from_reply=lambda reply: list[Found](reply.results),
         )
-        ordered: list[Found] = [None] * len(keys)
-        for indexes, found in parts:
-            for i, item in zip(indexes, found, strict=True):
-                ordered[i] = item
+        ordered = merge(len(keys), parts)
         # Built in place: a result made on its own would be copied into the reply.
         reply = cache_pb2.MGetResponse()
         add = reply.results.add
@@ -233,7 +230,7 @@ class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
     async def WriteBatch(
         self, request: cache_pb2.WriteBatchRequest, context: Context
     ) -> cache_pb2.WriteBatchResponse:
-        # #12: a status per op; the logic lives in services/cache/write_batch.py.
+        # #12: a status per op; the logic lives in services/cache/rpc/write_batch.py.
         self._require_enabled()
         return await write_batch(
             request,
@@ -253,8 +250,10 @@ class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
         prefix = self._keys.check_prefix(request.prefix, "prefix")
 
         async def here() -> cache_pb2.ClearResponse:
-            deleted, at = await self._store.clear_at(prefix)
-            return cache_pb2.ClearResponse(prefix=prefix, deleted=deleted, position=position_of(at))
+            removed = await self._store.clear(prefix)
+            return cache_pb2.ClearResponse(
+                prefix=prefix, deleted=removed.entries, position=position_of(removed.at)
+            )
 
         return await self._router.one(context, "Clear", prefix, request, here)
 

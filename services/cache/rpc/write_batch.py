@@ -10,19 +10,18 @@ only once its commit is durable. A prefix owned elsewhere is forwarded there
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from google.protobuf import struct_pb2
 
 from marketcache.v1 import cache_pb2
-from services.cache.admission import Admission, NewEntry
 from services.cache.ownership.owners import NotOwner
-from services.cache.routing import Context, Router
-from services.cache.shards import ShardedStore
-from services.cache.store import CacheStore, Deletion
-from services.cache.watch import position_of
+from services.cache.rpc.routing import Context, Router
+from services.cache.store.admission import Admission, NewEntry
+from services.cache.store.interface import Deletion, Store
+from services.cache.watch.stream import position_of
 from services.common.errors import ServiceError, invalid_argument
+from services.common.partition import run_parts
 
 # How a value becomes the stored blob, or why it cannot (the servicer's checks).
 BlobOf = Callable[[struct_pb2.Value, bool, str], bytes]
@@ -32,7 +31,7 @@ async def write_batch(
     request: cache_pb2.WriteBatchRequest,
     context: Context,
     *,
-    store: CacheStore | ShardedStore,
+    store: Store,
     router: Router,
     admission: Admission,
     blob_of: BlobOf,
@@ -86,11 +85,7 @@ async def write_batch(
         for i, result in zip(indexes, answered.results, strict=True):
             results[i].CopyFrom(result)
 
-    parts = [part(prefix, indexes) for prefix, indexes in by_prefix.items()]
-    if len(parts) == 1:
-        await parts[0]
-    elif parts:
-        await asyncio.gather(*parts)
+    await run_parts(part(prefix, indexes) for prefix, indexes in by_prefix.items())
     return reply
 
 

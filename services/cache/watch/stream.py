@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from marketcache.v1 import cache_pb2
 from services.cache.errors import CacheError
-from services.cache.invalidations import Change, Invalidations, Watcher
 from services.cache.ownership.owners import NotOwner, OwnerInfo
-from services.cache.positions import At
+from services.cache.watch.invalidations import Change, Invalidations, Watcher
+from services.cache.watch.positions import At
 
 # How often a subscriber hears that nothing changed (seconds).
 HEARTBEAT_SECONDS = 0.15
@@ -91,11 +91,8 @@ class Watches:
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        serves: Callable[[str], bool] = lambda prefix: True,
     ) -> None:
-        # With shards (CACHE_DB_URLS) these invalidations cover one database's
-        # prefixes only: another's are refused, never watched on the wrong hub.
-        self._serves = serves
+        # With shards (CACHE_DB_URLS) every shard's store feeds these invalidations.
         self._changes = changes
         self._ownership = ownership
         self._metrics = metrics
@@ -108,13 +105,6 @@ class Watches:
         first: list[cache_pb2.WatchEvent] = []
         live: dict[str, int] = {}
         for prefix in dict.fromkeys(prefixes):
-            if not self._serves(prefix):
-                first.append(
-                    self._reset(
-                        prefix, "unavailable", "not watched: its home is another shard", None
-                    )
-                )
-                continue
             try:
                 owner = self._ownership.route(prefix)
                 if owner is not None:

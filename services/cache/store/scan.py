@@ -15,8 +15,8 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.cache.db import Row
-from services.cache.overlay import Commit, PrefixPending
+from services.cache.storage.db import Row
+from services.cache.store.overlay import Commit, PrefixPending
 from services.common.errors import invalid_argument
 
 DEFAULT_LIMIT = 100

@@ -9,9 +9,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from services.cache.db_link import DbLink, is_disconnect
 from services.cache.errors import CacheError, Failure
-from services.cache.writes import Outcome, WriteOp
+from services.cache.storage.db_link import DbLink, is_disconnect
+from services.cache.storage.writes import Outcome, WriteOp
 
 log = logging.getLogger(__name__)
 
