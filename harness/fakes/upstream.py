@@ -122,9 +122,8 @@ class FakeUpstream:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
+        # The port bound (the one picked for port 0), from aiohttp's public addresses.
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def stop(self) -> None:

@@ -167,9 +167,8 @@ class GrpcProcess:
         site = web.TCPSite(runner, host, port)
         await site.start()
         self._metrics_runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.metrics_port = sockets[0].getsockname()[1] if sockets else port
+        # The port bound (the one picked for port 0), from aiohttp's public addresses.
+        self.metrics_port = int(runner.addresses[0][1])
 
     async def _serve_metrics(self, _request: web.Request) -> web.Response:
         body = generate_latest(self.registry)

@@ -60,8 +60,8 @@ class GatewayServer:
         site = web.TCPSite(runner, host, port)
         await site.start()
         self._runner = runner
-        sockets = getattr(site._server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        # The port bound (the one picked for port 0), from aiohttp's public addresses.
+        self.port = int(runner.addresses[0][1])
         log.info(
             "gateway listening",
             extra={"http": self.address, "backends": self.settings.backends},

@@ -1,4 +1,5 @@
-"""The operator's RPCs of the CacheService: Scan, Export and Import (a servicer mixin).
+"""The operator's RPCs of the CacheService: Scan, Export and Import (the servicer's
+collaborator: it answers them through `scan`, `export` and `import_entries`).
 
 Scan and Export read a prefix a page at a time through the store (each page
 under the prefix's gate, never the whole prefix); Import writes chunk after
@@ -6,12 +7,9 @@ chunk through the same durable path as MSet, each chunk answered for only once
 committed.
 """
 
-# The handlers carry the RPC names of the generated base class.
-# ruff: noqa: N802
-
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from math import ceil
 
 from marketcache.v1 import cache_pb2
@@ -35,19 +33,28 @@ EXPORT_PAGE = 100
 
 
 class OperatorRpcs:
-    """Scan, Export and Import over the servicer's store, router, rules and auth."""
+    """Scan, Export and Import over the node's store, router, rules and auth."""
 
-    _store: Store
-    _router: Router
-    _keys: KeyRules
-    _admission: Admission
-    _auth: AdminAuth
-
-    def _require_enabled(self) -> None:
-        raise NotImplementedError  # the servicer's
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        *,
+        keys: KeyRules,
+        admission: Admission,
+        auth: AdminAuth,
+        require_enabled: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._router = router
+        self._keys = keys
+        self._admission = admission
+        self._auth = auth
+        # Raises UNAVAILABLE when the cache is disabled (the servicer's rule).
+        self._require_enabled = require_enabled
 
     @answers_service_errors
-    async def Scan(
+    async def scan(
         self, request: cache_pb2.ScanRequest, context: Context
     ) -> cache_pb2.ScanResponse:
         self._require_enabled()
@@ -65,7 +72,7 @@ class OperatorRpcs:
 
         return await self._router.one(context, "Scan", prefix, request, here)
 
-    async def Export(
+    async def export(
         self, request: cache_pb2.ExportRequest, context: Context
     ) -> AsyncIterator[cache_pb2.ExportEntry]:
         try:
@@ -105,7 +112,7 @@ class OperatorRpcs:
             after = page.last
 
     @answers_service_errors
-    async def Import(
+    async def import_entries(
         self, request_iterator: AsyncIterator[cache_pb2.ImportRequest], context: Context
     ) -> cache_pb2.ImportResponse:
         self._auth.check(tuple(context.invocation_metadata() or ()), "Import")

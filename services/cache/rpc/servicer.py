@@ -32,10 +32,10 @@ from services.common.hit_rate import hit_rate
 from services.common.partition import merge
 
 
-class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
+class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
     """The CacheService over the node's store; calls on prefixes owned elsewhere are
     forwarded there by the router (the data RPCs), or answered from here (the rest).
-    Scan, Export and Import come from OperatorRpcs."""
+    Scan, Export and Import are answered by OperatorRpcs."""
 
     def __init__(
         self,
@@ -67,6 +67,14 @@ class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
         self._auth = auth
         self._enabled = enabled
         self._node_id = node_id
+        self._operator = OperatorRpcs(
+            store,
+            router,
+            keys=keys,
+            admission=admission,
+            auth=auth,
+            require_enabled=self._require_enabled,
+        )
 
     def _require_enabled(self) -> None:
         if not self._enabled:
@@ -256,6 +264,22 @@ class CacheServicer(OperatorRpcs, cache_pb2_grpc.CacheServiceServicer):
             )
 
         return await self._router.one(context, "Clear", prefix, request, here)
+
+    async def Scan(
+        self, request: cache_pb2.ScanRequest, context: Context
+    ) -> cache_pb2.ScanResponse:
+        return await self._operator.scan(request, context)
+
+    async def Export(
+        self, request: cache_pb2.ExportRequest, context: Context
+    ) -> AsyncIterator[cache_pb2.ExportEntry]:
+        async for entry in self._operator.export(request, context):
+            yield entry
+
+    async def Import(
+        self, request_iterator: AsyncIterator[cache_pb2.ImportRequest], context: Context
+    ) -> cache_pb2.ImportResponse:
+        return await self._operator.import_entries(request_iterator, context)
 
     async def Watch(
         self, request: cache_pb2.WatchRequest, context: Context

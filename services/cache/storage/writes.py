@@ -32,7 +32,9 @@ class Put(_Fenced):
     seq: int
     # Fencing token of the prefix's lease when the write was admitted.
     epoch: int = 1
-    # The prefix's sequence of the commit group that settled it (0 until then).
+    # The prefix's sequence of the commit group that settled it (0 until then):
+    # written by watch.invalidations.Invalidations.committed as the group settles,
+    # before the writer is answered; the store reads it only after that.
     commit_seq: int = 0
 
 
