@@ -30,6 +30,7 @@ FLAKY = (
     "tests/ownership/test_fencing.py::test_a_paused_owner_can_neither_write_nor_serve_after_a_takeover[sqlite]",
     "tests/ownership/test_spread.py::test_a_member_joining_takes_over_its_prefixes_and_one_leaving_hands_them_back[sqlite]",
     "tests/cache/test_sqlite_start.py",
+    "tests/ownership/test_starting_together.py",
     "tests/bench/test_smoke.py::test_smoke_run_writes_a_complete_table",
     "tests/near_cache/test_history.py::test_one_cache_process_no_violation[sigstop]",
     "tests/ownership/test_crash.py::test_kill_9_of_an_owner_hands_every_prefix_to_a_live_node",

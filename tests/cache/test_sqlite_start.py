@@ -7,11 +7,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import pytest
-
 from services.cache.db import CacheDb
 from tests.cache.harness import sqlite_url
-from tests.ownership.cluster import Cluster
 
 HELD_SECONDS = 0.5
 
@@ -53,20 +50,3 @@ def test_opening_waits_while_another_process_turns_a_fresh_file_to_wal(tmp_path:
     assert outcome == [None], f"a node starting beside another failed: {outcome[0]!r}"
     with sqlite3.connect(path) as check:
         assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-
-
-@pytest.mark.e2e
-@pytest.mark.slow
-async def test_nodes_starting_together_on_a_fresh_file_all_serve(tmp_path: Path) -> None:
-    # Three rounds of three processes started at once, each on a fresh file: the
-    # race above as it happens (a stress test: the window is a few milliseconds).
-    for round_ in range(3):
-        workdir = tmp_path / f"round{round_}"
-        cluster = Cluster(f"sqlite:///{workdir / 'shared.db'}", workdir)
-        try:
-            await cluster.start("node-a", "node-b", "node-c")
-            await cluster.wait_members(("node-a", "node-b", "node-c"))
-        finally:
-            await cluster.close()
-        for node in cluster.nodes.values():
-            assert "database is locked" not in node.log(), node.log()

@@ -13,7 +13,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from tests.cache.harness import ADMIN_TOKEN, cache_env
 from tests.near_cache.staleness import load, violations
 from tests.ownership.cluster import Cluster
 from tests.support.polling import eventually
-from tests.support.processes import start_service
+from tests.support.processes import stack_of, start_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.slow]
 
@@ -66,14 +65,8 @@ async def run_history(
             try:
                 await asyncio.to_thread(proc.popen.wait, 60)
             except subprocess.TimeoutExpired:
-                dump = await asyncio.to_thread(
-                    subprocess.run,
-                    [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(proc.pid)],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                raise AssertionError(f"{proc.name} did not stop:\n{dump.stdout}") from None
+                stack = await asyncio.to_thread(stack_of, proc.pid)
+                raise AssertionError(f"{proc.name} did not stop:\n{stack}") from None
             finally:
                 proc.stop()
     writes, reads = load(outs.values())

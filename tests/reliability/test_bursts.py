@@ -12,7 +12,7 @@ from google.protobuf import struct_pb2
 from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from tests.cache.harness import make_server
+from tests.cache.harness import cache_env, make_server
 from tests.support.polling import eventually
 
 BURST = 3000
@@ -34,7 +34,8 @@ async def test_a_raw_burst_past_the_limits_is_answered_and_counted(
     tmp_path: Path,
 ) -> None:
     registry = CollectorRegistry()
-    server = make_server(tmp_path, registry, {"GRPC_MAX_CONCURRENT_RPCS": "8"})
+    # Its database under tmp_path: an env without CACHE_DB_URL would use ./var/cache.db.
+    server = make_server(tmp_path, registry, cache_env(tmp_path, GRPC_MAX_CONCURRENT_RPCS="8"))
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
