@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf import descriptor
 
+from services.gateway.events import EVENT_STREAM, EVENTS_PATH, KINDS
 from services.gateway.fields import is_map, is_text_message_type
 from services.gateway.routes import READS_OVER_POST, Route
 from services.gateway.schemas import Schema, SchemaBuilder, text_param_schema
@@ -291,6 +292,33 @@ def _streaming_paths() -> dict[str, dict[str, Any]]:
                     **admin_errors,
                 },
                 "security": [{"bearerAuth": []}],
+            }
+        },
+        EVENTS_PATH: {
+            "get": {
+                "operationId": "Gateway_Events",
+                "tags": ["Gateway"],
+                "summary": "Server-Sent Events for dashboards (the stream never ends by itself)",
+                "description": (
+                    "The current state first, then each change: `snapshot` and `sector` "
+                    "(the sector data, pushed by the cache's Watch), `metrics` (GetMetrics, "
+                    "every second), `backends` (each backend's health, when it changes) and "
+                    "`unavailable` (a part that could not be read). Every `data:` is one "
+                    "JSON object. One feed serves every open stream of a gateway."
+                ),
+                "responses": {
+                    "200": {
+                        "description": "the event stream",
+                        "content": {
+                            EVENT_STREAM: {
+                                "schema": {
+                                    "type": "string",
+                                    "description": "events named " + ", ".join(KINDS),
+                                }
+                            }
+                        },
+                    }
+                },
             }
         },
     }

@@ -174,3 +174,6 @@ def test_the_streaming_routes_are_documented_with_their_media_types(doc: dict[st
     for operation in (export, imported):
         assert operation["security"] == [{"bearerAuth": []}]
         assert {"401", "403"} <= set(operation["responses"])
+    events = doc["paths"]["/api/v1/events"]["get"]
+    assert set(events["responses"]["200"]["content"]) == {"text/event-stream"}
+    assert "security" not in events

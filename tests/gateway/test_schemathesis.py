@@ -34,9 +34,9 @@ RESPONSE_CHECKS = [
     st_checks.response_schema_conformance,
 ]
 POSITIVE_CHECKS = [*RESPONSE_CHECKS, st_checks.ignored_auth, st_checks.unsupported_method]
-# Streamed routes: JSON Lines, tested on their own (test_transfer_routes.py);
-# generated JSON bodies mean nothing to them.
-STREAMING = {"GET /api/v1/cache/export", "POST /api/v1/cache/import"}
+# Streamed routes: JSON Lines and the never-ending event stream, tested on their own
+# (test_transfer_routes.py, test_events.py); generated JSON bodies mean nothing to them.
+STREAMING = {"GET /api/v1/events", "GET /api/v1/cache/export", "POST /api/v1/cache/import"}
 
 
 @pytest.fixture(scope="module")
