@@ -193,3 +193,31 @@ async def test_200_open_event_streams_share_one_watch(tmp_path: Path) -> None:
 
 async def _none(count: Callable[[], Awaitable[float]]) -> bool:
     return await count() == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+async def test_a_sector_batch_is_pushed_as_the_sector_then_the_rebuilt_snapshot(
+    tmp_path: Path,
+) -> None:
+    with gateway_stack(tmp_path, market_data=True, sector=True) as stack:
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=WAIT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            stream = await session.get(f"{stack.url}/api/v1/events")
+            first = await asyncio.wait_for(next_event(stream, "snapshot"), WAIT)
+            assert len(first["sectors"]) == 11
+            batch = {"sectors": [{"symbol": "XLE", "price": 91.25, "changePercent": 7.5}]}
+            async with session.post(
+                f"{stack.url}/api/v1/sectors/batch",
+                json=batch,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as reply:
+                assert reply.status == 200, await reply.text()
+            # The batch writes sectors:XLE, then drops the snapshot: the gateway has
+            # the sector service build the next one, which holds the new figures.
+            pushed = await asyncio.wait_for(next_event(stream, "sector"), WAIT)
+            assert (pushed["symbol"], pushed["sector"]["changePercent"]) == ("XLE", 7.5)
+            snapshot = await asyncio.wait_for(next_event(stream, "snapshot"), WAIT)
+            (xle,) = [s for s in snapshot["sectors"] if s["symbol"] == "XLE"]
+            assert (xle["price"], xle["changePercent"]) == (91.25, 7.5)
+            stream.close()
