@@ -38,6 +38,8 @@ TICK_SECONDS = 1.0
 STALL_SECONDS = 2.0
 # Waits before starting a failed Watch again, growing to the last (seconds).
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
+# The most `sectors:` keys a resync reads (there are twelve: eleven sectors and SPY).
+MAX_SECTOR_KEYS = 1000
 
 BackendStates = Callable[[], Awaitable[Mapping[str, Mapping[str, str]]]]
 Channel = Callable[[str], grpc.aio.Channel]
@@ -71,6 +73,7 @@ class DashboardFeed:
         self._snapshot_dirty = False
         self._all_sectors_dirty = False
         self._last_snapshot: Any = None
+        self._retry_handle: asyncio.TimerHandle | None = None
         # What the pages have drawn per symbol: the snapshot's, then each sector sent since.
         self._shown: dict[str, Mapping[str, Any]] = {}
 
@@ -81,11 +84,16 @@ class DashboardFeed:
         self._snapshot_dirty = self._all_sectors_dirty = False
         self._last_snapshot = None
         self._shown = {}
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._metrics_loop(), name="dashboard-metrics")
-            tasks.create_task(self._backends_loop(), name="dashboard-backends")
-            tasks.create_task(self._refresh_loop(), name="dashboard-refresh")
-            tasks.create_task(self._watch_loop(), name="dashboard-watch")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._metrics_loop(), name="dashboard-metrics")
+                tasks.create_task(self._backends_loop(), name="dashboard-backends")
+                tasks.create_task(self._refresh_loop(), name="dashboard-refresh")
+                tasks.create_task(self._watch_loop(), name="dashboard-watch")
+        finally:
+            if self._retry_handle is not None:
+                self._retry_handle.cancel()
+                self._retry_handle = None
 
     def _cache(self, address: str | None = None) -> Any:
         return cache_pb2_grpc.CacheServiceStub(self._channel(address or self._cache_address))
@@ -127,21 +135,67 @@ class DashboardFeed:
         self._wake.set()
 
     async def _refresh_loop(self) -> None:
+        failures = 0
         while True:
             await self._wake.wait()
             self._wake.clear()
             keys, self._dirty = self._dirty, set()
             snapshot, self._snapshot_dirty = self._snapshot_dirty, False
             every, self._all_sectors_dirty = self._all_sectors_dirty, False
+            failed = False
+            # Each part alone: a sector service that is down must not hold back the sectors.
             try:
                 if snapshot:
                     await self._refresh_snapshot()
-                if every and isinstance(self._last_snapshot, dict):
-                    keys |= {f"sectors:{s}" for s in _symbols(self._last_snapshot)}
+            except grpc.aio.AioRpcError as err:
+                self._unavailable("snapshot", "reading the snapshot", err)
+                self._retry(failures, snapshot=True)
+                failed = True
+            try:
+                if every:
+                    keys |= set(await self._scan_sectors())
                 if keys:
                     await self._refresh_sectors(sorted(keys))
             except grpc.aio.AioRpcError as err:
-                self._unavailable("sectors", "reading the sectors", err)
+                self._unavailable("sector", "reading the sectors", err)
+                self._retry(failures, keys=sorted(keys), sectors=every)
+                failed = True
+            failures = failures + 1 if failed else 0
+
+    def _retry(
+        self,
+        failures: int,
+        *,
+        keys: Sequence[str] = (),
+        snapshot: bool = False,
+        sectors: bool = False,
+    ) -> None:
+        # No change may come to announce it again (a snapshot build that timed out
+        # stored nothing): read it again after a while, or with the next change.
+        self._dirty.update(keys)
+        self._snapshot_dirty |= snapshot
+        self._all_sectors_dirty |= sectors
+        if self._retry_handle is None:
+            delay = BACKOFF[min(failures, len(BACKOFF) - 1)] * 2
+            self._retry_handle = asyncio.get_running_loop().call_later(delay, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry_handle = None
+        self._wake.set()
+
+    async def _scan_sectors(self) -> list[str]:
+        """Every key of the `sectors` prefix (a resync: what changed unwatched is not known)."""
+        keys: list[str] = []
+        cursor = ""
+        while True:
+            page = await self._cache().Scan(
+                cache_pb2.ScanRequest(prefix="sectors", cursor=cursor, limit=100),
+                timeout=self._timeout,
+            )
+            keys.extend(page.keys)
+            cursor = page.next_cursor
+            if not cursor or len(keys) >= MAX_SECTOR_KEYS:
+                return keys
 
     async def _refresh_snapshot(self) -> None:
         reply = await self._cache().Get(
@@ -264,10 +318,6 @@ def _stored(
         log.debug("unreadable %s in %s", field, reply.key)
         return None
     return message_json(parsed)
-
-
-def _symbols(snapshot: Mapping[str, Any]) -> list[str]:
-    return list(_by_symbol(snapshot))
 
 
 def _by_symbol(snapshot: Any) -> dict[str, Mapping[str, Any]]:

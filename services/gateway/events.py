@@ -98,8 +98,9 @@ class EventHub:
         if event.kind == "sector":
             key = f"sector:{event.data.get('symbol', '')}"
         elif event.kind == "unavailable":
+            # Its `part` is the kind of event it stands for; the next of that kind clears it.
             key = f"unavailable:{event.data.get('part', '')}"
-        else:
+        if event.kind != "unavailable":
             self._latest.pop(f"unavailable:{event.kind}", None)
         self._latest[key] = event
         for subscriber in list(self._subscribers):

@@ -18,9 +18,12 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.cache.ownership.membership import preferred
 from services.gateway.events import QUEUE_LIMIT, Event, EventHub, Publish
-from tests.gateway.stack import TOKEN, gateway_stack
+from tests.gateway.stack import TOKEN, gateway_stack, refusing_address
+from tests.ownership.cluster import ADMIN_TOKEN, Cluster, put
 from tests.support.polling import eventually
+from tests.support.processes import running_http
 
 # Generous: the machine is shared.
 WAIT = 60.0
@@ -64,14 +67,19 @@ async def next_event(response: aiohttp.ClientResponse, kind: str) -> Any:
 async def events_of(response: aiohttp.ClientResponse) -> list[tuple[str, Any]]:
     """Every event until the stream ends."""
     found: list[tuple[str, Any]] = []
+    await _collect(response, found)
+    return found
+
+
+async def _collect(stream: aiohttp.ClientResponse, seen: list[tuple[str, Any]]) -> None:
+    """Append (name, data) of each event to `seen`, until the stream ends."""
     name = ""
-    async for raw in response.content:
+    async for raw in stream.content:
         line = raw.decode().rstrip("\n")
         if line.startswith("event: "):
             name = line.removeprefix("event: ")
         elif line.startswith("data: "):
-            found.append((name, json.loads(line.removeprefix("data: "))))
-    return found
+            seen.append((name, json.loads(line.removeprefix("data: "))))
 
 
 @pytest.fixture
@@ -204,20 +212,112 @@ async def test_a_sector_batch_is_pushed_as_the_sector_then_the_rebuilt_snapshot(
         timeout = aiohttp.ClientTimeout(total=None, sock_read=WAIT)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             stream = await session.get(f"{stack.url}/api/v1/events")
-            first = await asyncio.wait_for(next_event(stream, "snapshot"), WAIT)
-            assert len(first["sectors"]) == 11
-            batch = {"sectors": [{"symbol": "XLE", "price": 91.25, "changePercent": 7.5}]}
-            async with session.post(
-                f"{stack.url}/api/v1/sectors/batch",
-                json=batch,
-                headers={"Authorization": f"Bearer {TOKEN}"},
-            ) as reply:
-                assert reply.status == 200, await reply.text()
-            # The batch writes sectors:XLE, then drops the snapshot: the gateway has
-            # the sector service build the next one, which holds the new figures.
-            pushed = await asyncio.wait_for(next_event(stream, "sector"), WAIT)
-            assert (pushed["symbol"], pushed["sector"]["changePercent"]) == ("XLE", 7.5)
-            snapshot = await asyncio.wait_for(next_event(stream, "snapshot"), WAIT)
-            (xle,) = [s for s in snapshot["sectors"] if s["symbol"] == "XLE"]
-            assert (xle["price"], xle["changePercent"]) == (91.25, 7.5)
-            stream.close()
+            seen: list[tuple[str, Any]] = []
+            reader = asyncio.create_task(_collect(stream, seen))
+
+            def last(kind: str) -> Any:
+                return next((data for name, data in reversed(seen) if name == kind), None)
+
+            def xle(snapshot: Any) -> Any:
+                return next((s for s in snapshot["sectors"] if s["symbol"] == "XLE"), None)
+
+            try:
+                first = await eventually(lambda: last("snapshot"), WAIT, "a first snapshot")
+                assert len(first["sectors"]) == 11
+                batch = {"sectors": [{"symbol": "XLE", "price": 91.25, "changePercent": 7.5}]}
+                async with session.post(
+                    f"{stack.url}/api/v1/sectors/batch",
+                    json=batch,
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                ) as reply:
+                    assert reply.status == 200, await reply.text()
+                # The batch writes sectors:XLE, then drops the snapshot: the gateway has
+                # the sector service build the next one, which holds the new figures.
+                pushed = await eventually(
+                    lambda: (s := last("sector")) and s["symbol"] == "XLE" and s, WAIT, "XLE"
+                )
+                assert pushed["sector"]["changePercent"] == 7.5
+                snapshot = await eventually(
+                    lambda: (s := last("snapshot")) and xle(s)["changePercent"] == 7.5 and s,
+                    WAIT,
+                    f"a snapshot with the new XLE; seen {[n for n, _ in seen]}; "
+                    f"gateway log {stack.gateway.log()[-2000:]}",
+                )
+                assert xle(snapshot)["price"] == 91.25
+            finally:
+                reader.cancel()
+                stream.close()
+
+
+def _nodes_splitting_the_watched_prefixes() -> tuple[str, str]:
+    """Two node ids: the first owns `snapshots`, the second `sectors` (rendezvous)."""
+    names = [f"node-{i}" for i in range(50)]
+    for first in names:
+        for second in names:
+            pair = (first, second)
+            if preferred("snapshots", pair) == first and preferred("sectors", pair) == second:
+                return pair
+    raise AssertionError("no pair of node ids splits the prefixes")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+async def test_the_watch_follows_each_prefix_to_its_owner(tmp_path: Path) -> None:
+    near, far = _nodes_splitting_the_watched_prefixes()
+    cluster = Cluster(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
+    try:
+        await cluster.start(near, far)
+        await cluster.wait_members([near, far])
+        for prefix, owner in (("snapshots", near), ("sectors", far)):
+            await put(cluster.stub(near), f"{prefix}:seed", 1)
+            assert (await cluster.settled_owner(prefix, [near, far])).node_id == owner
+        with (
+            refusing_address() as nowhere,
+            running_http(
+                "gateway",
+                {
+                    "GATEWAY_LISTEN": "127.0.0.1:0",
+                    "CACHE_ADDR": cluster.nodes[near].grpc_address,
+                    "MARKET_DATA_ADDR": nowhere,
+                    "SECTOR_ADDR": nowhere,
+                    "ADMIN_TOKEN": ADMIN_TOKEN,
+                },
+                tmp_path / "gateway",
+            ) as gateway,
+        ):
+            timeout = aiohttp.ClientTimeout(total=None, sock_read=WAIT)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                stream = await session.get(f"{gateway.http_url}/api/v1/events")
+                await asyncio.wait_for(next_event(stream, "metrics"), WAIT)
+                # `sectors` is refused where the gateway points, then watched at its owner.
+                await eventually(
+                    lambda: (
+                        [cluster.metric(n, "cache_watch_subscribers") for n in (near, far)]
+                        == [1, 1]
+                    ),
+                    WAIT,
+                    "one Watch at each owner",
+                    every=0.2,
+                )
+                auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+                sector = {"sector": {"symbol": "XLK", "price": 250.5, "changePercent": 1.5}}
+                snapshot = {"snapshot": {"sectors": [{"symbol": "XLB", "changePercent": -2.0}]}}
+                writes = (
+                    ("sectors:XLK", sector, "sector"),
+                    ("snapshots:latest", snapshot, "snapshot"),
+                )
+                for key, value, kind in writes:
+                    async with session.put(
+                        f"{gateway.http_url}/api/v1/cache/keys/{key}",
+                        json={"value": value},
+                        headers=auth,
+                    ) as reply:
+                        assert reply.status == 200, await reply.text()
+                    pushed = await asyncio.wait_for(next_event(stream, kind), WAIT)
+                    if kind == "sector":
+                        assert pushed["sector"]["changePercent"] == 1.5
+                    else:
+                        assert pushed["sectors"][0]["changePercent"] == -2.0
+                stream.close()
+    finally:
+        await cluster.close()

@@ -281,7 +281,7 @@
     });
     on("backends", (ready) => { drawBackends(ready); showError("backends-error", null); });
     on("unavailable", (problem) => {
-      const where = { metrics: "cache-error", sectors: "sectors-error" }[problem.part];
+      const where = { metrics: "cache-error", snapshot: "sectors-error", sector: "sectors-error" }[problem.part];
       showError(where || "backends-error", new Error(problem.message));
     });
     source.addEventListener("open", () => {
