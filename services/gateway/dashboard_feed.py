@@ -9,15 +9,14 @@
 - `backends`: each backend's grpc.health.v1 status, when it changes.
 - `unavailable`: a part could not be read; the page says so and keeps the rest.
 
-A reset naming another owner moves the Watch there; any other end of the stream
-starts it again (with backoff), and every start reads the state anew, so a change
-made while no stream was open is not missed.
+The Watch itself (each prefix at its owner, started again when it ends) is
+prefix_watch.py; every start reads the state anew, so a change made while no
+stream was open is not missed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -27,6 +26,7 @@ from google.protobuf import json_format, message
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc, sector_pb2, sector_pb2_grpc
 from services.gateway.events import Event, Publish
+from services.gateway.prefix_watch import BACKOFF, PrefixWatch
 from services.gateway.transcode import message_json
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 WATCHED = ("sectors", "snapshots")
 SNAPSHOT_KEY = "snapshots:latest"
 TICK_SECONDS = 1.0
-# A Watch silent this long (heartbeats come every ~150 ms) is started again (seconds).
-STALL_SECONDS = 2.0
-# Waits before starting a failed Watch again, growing to the last (seconds).
-BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 # The most `sectors:` keys a resync reads (there are twelve: eleven sectors and SPY).
 MAX_SECTOR_KEYS = 1000
 
@@ -57,7 +53,6 @@ class DashboardFeed:
         *,
         timeout: float,
         tick_seconds: float = TICK_SECONDS,
-        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self._cache_address = cache_address
         self._sector_address = sector_address
@@ -66,7 +61,6 @@ class DashboardFeed:
         self._backend_states = backends
         self._timeout = timeout
         self._tick = tick_seconds
-        self._stall = stall_seconds
         self._publish: Publish = lambda _event: None
         self._wake = asyncio.Event()
         self._dirty: set[str] = set()
@@ -89,7 +83,8 @@ class DashboardFeed:
                 tasks.create_task(self._metrics_loop(), name="dashboard-metrics")
                 tasks.create_task(self._backends_loop(), name="dashboard-backends")
                 tasks.create_task(self._refresh_loop(), name="dashboard-refresh")
-                tasks.create_task(self._watch_loop(), name="dashboard-watch")
+                watch = PrefixWatch(WATCHED, self._cache_address, self._cache, self)
+                tasks.create_task(watch.run(), name="dashboard-watch")
         finally:
             if self._retry_handle is not None:
                 self._retry_handle.cancel()
@@ -125,6 +120,22 @@ class DashboardFeed:
             await asyncio.sleep(self._tick)
 
     # -- reading what changed ---------------------------------------------------------
+
+    def started(self, prefix: str) -> None:
+        """A Watch on `prefix` starts: read all of it anew."""
+        if prefix == "snapshots":
+            self._mark(snapshot=True)
+        else:
+            self._mark(sectors=True)
+
+    def invalidated(self, prefix: str, keys: Sequence[str], whole_prefix: bool) -> None:
+        """These keys changed: read them (once, however many changes come meanwhile)."""
+        if prefix == "snapshots":
+            self._mark(snapshot=True)
+        elif whole_prefix:
+            self._mark(sectors=True)
+        else:
+            self._mark(keys=keys)
 
     def _mark(
         self, *, keys: Sequence[str] = (), snapshot: bool = False, sectors: bool = False
@@ -226,81 +237,6 @@ class DashboardFeed:
                 continue
             self._shown[symbol] = data
             self._publish(Event("sector", {"symbol": symbol, "sector": data}))
-
-    # -- the Watch --------------------------------------------------------------------
-
-    async def _watch_loop(self) -> None:
-        # prefix -> the node to watch it at (None: the configured address).
-        routes: dict[str, str | None] = dict.fromkeys(WATCHED)
-        failures = 0
-        while True:
-            groups: dict[str, list[str]] = {}
-            for prefix, address in routes.items():
-                groups.setdefault(address or self._cache_address, []).append(prefix)
-            follows = [
-                asyncio.create_task(self._follow(address, prefixes))
-                for address, prefixes in groups.items()
-            ]
-            try:
-                done, _ = await asyncio.wait(follows, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in follows:
-                    task.cancel()
-                for task in follows:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            started = False
-            redirected = False
-            for task in done:
-                moves, began = task.result()
-                started |= began
-                for prefix, address in moves.items():
-                    routes[prefix] = address
-                    redirected |= address is not None
-            failures = 0 if started else failures + 1
-            if not redirected:
-                await asyncio.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
-
-    async def _follow(
-        self, address: str, prefixes: list[str]
-    ) -> tuple[dict[str, str | None], bool]:
-        """One Watch; (prefix -> where to watch it next, whether it started)."""
-        call = self._cache(address).Watch(cache_pb2.WatchRequest(prefixes=prefixes))
-        started = False
-        try:
-            while True:
-                event = await asyncio.wait_for(call.read(), self._stall)
-                if event is grpc.aio.EOF:  # type: ignore[attr-defined]
-                    return {}, started
-                assert isinstance(event, cache_pb2.WatchEvent)
-                kind = event.WhichOneof("event")
-                if kind == "started":
-                    # Nothing before this point is announced: read the state anew.
-                    started = True
-                    if event.prefix == "snapshots":
-                        self._mark(snapshot=True)
-                    else:
-                        self._mark(sectors=True)
-                elif kind == "invalidation":
-                    inv = event.invalidation
-                    if event.prefix == "snapshots":
-                        self._mark(snapshot=True)
-                    elif inv.whole_prefix:
-                        self._mark(sectors=True)
-                    else:
-                        self._mark(keys=inv.keys)
-                elif kind == "reset":
-                    log.info("dashboard watch of %r reset: %s", event.prefix, event.reset.reason)
-                    redirect = event.reset.redirect.address
-                    return {event.prefix: redirect if redirect != address else None}, started
-        except grpc.aio.AioRpcError as err:
-            log.info("dashboard watch at %s ended: %s", address, err.code().name)
-            return {}, started
-        except TimeoutError:
-            log.info("dashboard watch at %s went silent; starting it again", address)
-            return {}, started
-        finally:
-            call.cancel()
 
 
 def _stored(
