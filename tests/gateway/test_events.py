@@ -321,3 +321,18 @@ async def test_the_watch_follows_each_prefix_to_its_owner(tmp_path: Path) -> Non
                 stream.close()
     finally:
         await cluster.close()
+
+
+@pytest.mark.e2e
+async def test_sigterm_ends_the_open_streams_cleanly(tmp_path: Path) -> None:
+    with gateway_stack(tmp_path) as stack:
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=WAIT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            streams = [await session.get(f"{stack.url}/api/v1/events") for _ in range(3)]
+            await asyncio.wait_for(
+                asyncio.gather(*(next_event(s, "metrics") for s in streams)), WAIT
+            )
+            ending = asyncio.gather(*(events_of(s) for s in streams))
+            # The gateway ends each stream whole (no cut connection) and then exits.
+            assert await asyncio.to_thread(stack.gateway.terminate, WAIT) == 0
+            await asyncio.wait_for(ending, WAIT)
