@@ -21,7 +21,9 @@ from services.common.auth import AdminAuth
 from services.common.channels import open_channel
 from services.common.errors import ServiceError
 from services.gateway.config import GatewaySettings
+from services.gateway.dashboard_feed import DashboardFeed
 from services.gateway.errors import HttpError, rpc_error_body, service_error_body, status_body
+from services.gateway.events import EVENTS_PATH, EventHub
 from services.gateway.headers import forwarded_metadata, parse_timeout
 from services.gateway.metrics import UNMATCHED, HttpMetrics
 from services.gateway.openapi import build_openapi
@@ -78,6 +80,7 @@ class Gateway:
             "/readyz": self._readyz,
             "/metrics": self._metrics,
             "/openapi.json": self._openapi,
+            EVENTS_PATH: self._events,
         }
         self.web = WebFace(
             self.backend_states,
@@ -89,6 +92,16 @@ class Gateway:
         # Export and import (JSON Lines over the streaming RPCs), beside the route table.
         cache = settings.backends.get("marketcache.v1.CacheService", "")
         self.transfer = Transfer(self.auth, lambda: self._channels.get(cache), _json)
+        # The dashboard's pushed events: one feed (one Watch) for every open page.
+        self.events = EventHub(
+            DashboardFeed(
+                cache,
+                settings.backends.get("marketcache.v1.SectorService", ""),
+                self.channel,
+                self.backend_states,
+                timeout=settings.default_timeout,
+            )
+        )
 
     def backend_of(self, route: Route) -> str:
         """`Service at host:port`, for error messages."""
@@ -109,8 +122,16 @@ class Gateway:
                 response_deserializer=rpc.response_class.FromString,
             )
 
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """The channel to `address`: a backend's, or one opened now (another cache node)."""
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = open_channel(address, self.settings.tls)
+        return channel
+
     async def close(self) -> None:
-        """Close the backend channels."""
+        """End the event streams, then close the backend channels."""
+        await self.events.close()
         channels, self._channels = self._channels, {}
         self._calls.clear()
         for channel in channels.values():
@@ -215,6 +236,11 @@ class Gateway:
         return web.Response(
             body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        headers: dict[str, str] = {}
+        self.settings.cors.decorate(request.headers.get("Origin"), headers)
+        return await self.events.handle(request, headers.items())
 
     async def _openapi(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.openapi_body, content_type="application/json")
@@ -344,9 +370,14 @@ def build_app(gateway: Gateway) -> web.Application:
     async def on_startup(_app: web.Application) -> None:
         await gateway.open()
 
+    async def on_shutdown(_app: web.Application) -> None:
+        # Event streams never end by themselves: end them, so draining does not wait.
+        await gateway.events.close()
+
     async def on_cleanup(_app: web.Application) -> None:
         await gateway.close()
 
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

@@ -7,9 +7,11 @@ from typing import Any
 
 from google.protobuf import descriptor
 
+from services.gateway.events import EVENT_STREAM, EVENTS_PATH, KINDS
 from services.gateway.fields import is_map, is_text_message_type
 from services.gateway.routes import READS_OVER_POST, Route
 from services.gateway.schemas import Schema, SchemaBuilder, text_param_schema
+from services.gateway.transfer import EXPORT_PATH, IMPORT_PATH, NDJSON
 
 STATUS_REF = "#/components/schemas/google.rpc.Status"
 _QUERY_DEPTH = 3  # how deep dotted query names go into nested messages
@@ -24,6 +26,7 @@ def build_openapi(routes: Sequence[Route], title: str = "marketcache REST API") 
             builder, route
         )
     paths.update(_own_paths())
+    paths.update(_streaming_paths())
     return {
         "openapi": "3.0.3",
         "info": {
@@ -212,6 +215,110 @@ def _own_paths() -> dict[str, dict[str, Any]]:
                 "tags": ["Gateway"],
                 "summary": "Prometheus metrics",
                 "responses": {"200": {"description": "exposition format", "content": text}},
+            }
+        },
+    }
+
+
+def _streaming_paths() -> dict[str, dict[str, Any]]:
+    """The routes served beside the route table, because they stream."""
+    error = {"content": {"application/json": {"schema": {"$ref": STATUS_REF}}}}
+    admin_errors = {
+        "401": {"description": "No bearer token (UNAUTHENTICATED)", **error},
+        "403": {"description": "Wrong token or admin disabled", **error},
+        "default": {"description": "Any other gRPC status, as google.rpc.Status", **error},
+    }
+    lines = {
+        "schema": {
+            "type": "string",
+            "description": 'JSON Lines: one {"key", "value", "ttlSeconds"} object per line.',
+        },
+        "example": '{"key":"stock:AAPL","value":{"price":187.5},"ttlSeconds":60}\n',
+    }
+    return {
+        EXPORT_PATH: {
+            "get": {
+                "operationId": "CacheService_ExportLines",
+                "tags": ["CacheService"],
+                "summary": "marketcache.v1.CacheService.Export as JSON Lines (admin)",
+                "description": (
+                    "Every live entry of one prefix (or of all) with its remaining TTL, "
+                    "streamed. A transfer cut off midway ends the connection unfinished."
+                ),
+                "parameters": [
+                    {
+                        "name": "prefix",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "One prefix; absent for every prefix.",
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "the entries", "content": {NDJSON: lines}},
+                    "400": {"description": "Bad prefix (INVALID_ARGUMENT)", **error},
+                    **admin_errors,
+                },
+                "security": [{"bearerAuth": []}],
+            }
+        },
+        IMPORT_PATH: {
+            "post": {
+                "operationId": "CacheService_ImportLines",
+                "tags": ["CacheService"],
+                "summary": "marketcache.v1.CacheService.Import from JSON Lines (admin)",
+                "description": (
+                    "Entries in chunks, each validated whole and durable before the next; "
+                    "a bad line names its number, and the chunks before it stay imported."
+                ),
+                "requestBody": {"required": True, "content": {NDJSON: lines}},
+                "responses": {
+                    "200": {
+                        "description": "imported",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["imported", "chunks"],
+                                    "properties": {
+                                        "imported": {"type": "integer"},
+                                        "chunks": {"type": "integer"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "400": {"description": "A bad line (INVALID_ARGUMENT)", **error},
+                    **admin_errors,
+                },
+                "security": [{"bearerAuth": []}],
+            }
+        },
+        EVENTS_PATH: {
+            "get": {
+                "operationId": "Gateway_Events",
+                "tags": ["Gateway"],
+                "summary": "Server-Sent Events for dashboards (the stream never ends by itself)",
+                "description": (
+                    "The current state first, then each change: `snapshot` and `sector` "
+                    "(the sector data, pushed by the cache's Watch), `metrics` (GetMetrics, "
+                    "every second), `backends` (each backend's health, when it changes) and "
+                    "`unavailable` (a part that could not be read). Every `data:` is one "
+                    "JSON object. One feed serves every open stream of a gateway."
+                ),
+                "responses": {
+                    "200": {
+                        "description": "the event stream",
+                        "content": {
+                            EVENT_STREAM: {
+                                "schema": {
+                                    "type": "string",
+                                    "description": "events named " + ", ".join(KINDS),
+                                }
+                            }
+                        },
+                    }
+                },
             }
         },
     }

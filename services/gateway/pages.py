@@ -45,7 +45,7 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 LANDING_LINKS = (
-    ("/dashboard", "Dashboard", "sectors heat map, cache hit rate, keys per prefix, backends"),
+    ("/dashboard", "Dashboard", "sectors heat map, hit rate, keys and memory per prefix, pushed"),
     ("/docs", "API docs", "Swagger UI over every REST route; try them from the browser"),
     ("/openapi.json", "OpenAPI", "the OpenAPI 3.0 document the routes are generated from"),
     ("/metrics", "Metrics", "the gateway's Prometheus metrics"),

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.cache.lru import entry_size
 from services.cache.server import CacheServer
 from services.common.json_value import to_value
 from tests.cache.harness import cache_env, cache_stub, make_server
@@ -86,6 +87,29 @@ async def test_scraped_counters_and_get_metrics_equal_the_operations(
     assert value(samples, handled, grpc_method="Get", **labels) == 3
     for key in ("S0", "S1", "N0", "nope"):
         assert key not in text  # never a key as a label value
+
+
+async def test_memory_is_reported_per_prefix(stub: Stub) -> None:
+    big, small = to_value("x" * 10_000), to_value(1)
+    await stub.Set(cache_pb2.SetRequest(key="big:a", value=big))
+    await stub.MSet(
+        cache_pb2.MSetRequest(
+            items=[cache_pb2.MSetItem(key=f"small:{k}", value=small) for k in "ab"]
+        )
+    )
+    m = (await stub.GetMetrics(cache_pb2.GetMetricsRequest())).metrics
+    memory = {p.prefix: p.memory_bytes for p in m.prefixes}
+    blob = small.SerializeToString()
+    assert memory == {
+        "big": entry_size("big:a", big.SerializeToString()),
+        "small": entry_size("small:a", blob) + entry_size("small:b", blob),
+    }
+    # Nothing is waiting for its commit: the prefixes add up to the total.
+    assert sum(memory.values()) == m.memory_bytes
+    await stub.Delete(cache_pb2.DeleteRequest(key="big:a"))
+    m = (await stub.GetMetrics(cache_pb2.GetMetricsRequest())).metrics
+    assert {p.prefix: p.memory_bytes for p in m.prefixes}["big"] == 0
+    assert sum(p.memory_bytes for p in m.prefixes) == m.memory_bytes
 
 
 async def test_prefix_labels_are_capped_and_the_rest_count_as_other(

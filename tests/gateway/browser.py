@@ -62,6 +62,10 @@ class Watched:
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    def paths(self, base: str) -> set[str]:
+        """The paths (no query) of the requests made to `base`."""
+        return {url.split("?")[0].removeprefix(base) for url in self.requests}
+
     def outside(self, base: str) -> list[str]:
         """Requests whose origin is not `base` (data: URLs never leave the page)."""
         origin = urlsplit(base)[:2]

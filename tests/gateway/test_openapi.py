@@ -163,3 +163,17 @@ def test_an_int64_as_a_string_would_not_match(doc: dict[str, Any]) -> None:
     schema = {"$ref": "#/components/schemas/marketcache.v1.ClearResponse", **doc}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"prefix": "p", "deleted": "5"}, schema)
+
+
+def test_the_streaming_routes_are_documented_with_their_media_types(doc: dict[str, Any]) -> None:
+    export = doc["paths"]["/api/v1/cache/export"]["get"]
+    assert set(export["responses"]["200"]["content"]) == {"application/x-ndjson"}
+    assert [p["name"] for p in export["parameters"]] == ["prefix"]
+    imported = doc["paths"]["/api/v1/cache/import"]["post"]
+    assert set(imported["requestBody"]["content"]) == {"application/x-ndjson"}
+    for operation in (export, imported):
+        assert operation["security"] == [{"bearerAuth": []}]
+        assert {"401", "403"} <= set(operation["responses"])
+    events = doc["paths"]["/api/v1/events"]["get"]
+    assert set(events["responses"]["200"]["content"]) == {"text/event-stream"}
+    assert "security" not in events

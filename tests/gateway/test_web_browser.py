@@ -7,9 +7,10 @@ keeps screenshots under its tmp_path.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_docs_renders_every_operation(stack: Stack, browser: Browser, tmp_path: 
     assert page.locator(".parameter__name", has_text="symbol").first.is_visible()
     page.screenshot(path=str(tmp_path / "docs.png"), full_page=True)
     _only_the_gateway(watched, stack)
-    paths = {r.split("?")[0].removeprefix(stack.url) for r in watched.requests}
+    paths = watched.paths(stack.url)
     assert {"/openapi.json", "/static/swagger-ui/swagger-ui-bundle.js"} <= paths
 
 
@@ -113,6 +114,86 @@ def test_dashboard_updates_after_a_cache_write(
     reply = request(stack.url, "DELETE", "/api/v1/cache/keys/webui:a", token=TOKEN)
     assert reply.status == 200, reply.body
     page.locator('#prefixes tr[data-prefix="webui"][data-keys="1"]').wait_for(timeout=WAIT_MS)
+    _only_the_gateway(watched, stack)
+
+
+def test_dashboard_is_pushed_a_sector_put_without_polling(
+    stack: Stack, browser: Browser, tmp_path: Path, record_property: Any
+) -> None:
+    watched = watched_page(browser)
+    page = watched.page
+    page.goto(f"{stack.url}/dashboard")
+    sector_tiles(page)
+    assert page.locator("body").get_attribute("data-transport") == "events"
+    page.locator('#backends li[data-status="up"]').nth(2).wait_for(timeout=WAIT_MS)
+    loaded = len(watched.requests)
+    sector = request(stack.url, "GET", "/api/v1/sectors/XLK").body["sector"]
+    sector["changePercent"] = 9.87  # best of the day by far: XLK moves to the top
+    value = {"sector": sector, "storedAt": time.time(), "freshFor": 900}
+    started = time.perf_counter()
+    reply = request(
+        stack.url,
+        "PUT",
+        "/api/v1/cache/keys/sectors:XLK",
+        {"value": value, "ttlSeconds": 600},
+        token=TOKEN,
+    )
+    assert reply.status == 200, reply.body
+    page.locator('#heatmap li.tile[data-symbol="XLK"][data-change="9.87"]').wait_for(
+        timeout=WAIT_MS
+    )
+    seconds = time.perf_counter() - started
+    # A figure for the report, not a pass/fail timing (the target is under a second).
+    record_property("put_to_page_seconds", round(seconds, 3))
+    print(f"dashboard: REST PUT of sectors:XLK shown after {seconds * 1000:.0f} ms")
+    assert page.locator("#heatmap li.tile").first.get_attribute("data-symbol") == "XLK"
+    page.screenshot(path=str(tmp_path / "dashboard-pushed.png"), full_page=True)
+    # Nothing was polled: after loading, the page asked the gateway for nothing.
+    assert watched.requests[loaded:] == []
+    paths = watched.paths(stack.url)
+    assert "/api/v1/events" in paths
+    assert not paths & {"/api/v1/sectors/snapshot", "/api/v1/cache/metrics", "/readyz"}
+    _only_the_gateway(watched, stack)
+
+
+def test_dashboard_polls_where_eventsource_is_missing(
+    stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    watched = watched_page(browser)
+    page = watched.page
+    page.add_init_script("delete window.EventSource")
+    page.goto(f"{stack.url}/dashboard?every=0.5")
+    sector_tiles(page)
+    page.locator("#prefixes tbody tr").first.wait_for(timeout=WAIT_MS)
+    body = page.locator("body")
+    assert body.get_attribute("data-transport") == "polling"
+    assert body.get_attribute("data-fallback") == "no EventSource"
+    # Two rounds at least: it goes on polling (a selector: the page's CSP forbids eval).
+    page.locator('body:not([data-updates="0"]):not([data-updates="1"])').wait_for(
+        state="attached", timeout=WAIT_MS
+    )
+    paths = watched.paths(stack.url)
+    assert {"/api/v1/sectors/snapshot", "/api/v1/cache/metrics", "/readyz"} <= paths
+    assert "/api/v1/events" not in paths
+    page.screenshot(path=str(tmp_path / "dashboard-polling.png"), full_page=True)
+    _only_the_gateway(watched, stack)
+
+
+def test_dashboard_shows_memory_per_prefix(stack: Stack, browser: Browser) -> None:
+    reply = request(
+        stack.url, "PUT", "/api/v1/cache/keys/webmem:a", {"value": "x" * 5000}, token=TOKEN
+    )
+    assert reply.status == 200, reply.body
+    watched = watched_page(browser)
+    page = watched.page
+    page.goto(f"{stack.url}/dashboard")
+    row = page.locator('#prefixes tr[data-prefix="webmem"]')
+    row.wait_for(timeout=WAIT_MS)
+    metrics = request(stack.url, "GET", "/api/v1/cache/metrics").body
+    (expected,) = [p for p in metrics["metrics"]["prefixes"] if p["prefix"] == "webmem"]
+    assert expected["memoryBytes"] > 5000
+    assert int(row.get_attribute("data-memory") or "0") == expected["memoryBytes"]
+    assert row.locator("td.memory").inner_text().endswith("KiB")
     _only_the_gateway(watched, stack)
 
 

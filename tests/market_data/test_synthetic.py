@@ -8,6 +8,7 @@ import itertools
 import grpc
 import pytest
 
+from services.market_data.nyse_calendar import NyseCalendar
 from services.market_data.providers.catalog import CATALOG, SECTOR_ETFS
 from services.market_data.providers.synthetic import SyntheticProvider
 from services.market_data.upstream_errors import SymbolNotFoundError
@@ -78,6 +79,22 @@ async def test_news_is_about_the_symbol_on_that_day_newest_first() -> None:
     stamps = [a.published_at for a in articles]
     assert stamps == sorted(stamps, reverse=True)
     assert len(await provider().news("NVDA", TODAY, 2, 1.0)) == 2
+
+
+async def test_no_article_is_stamped_after_the_market_clocks_now() -> None:
+    # Found at 01:35 UTC on 2026-12-07: an AAPL article stamped 23:38:21 that day.
+    day = dt.date(2026, 12, 7)
+    now = dt.datetime(2026, 12, 7, 1, 35, tzinfo=dt.UTC).timestamp()
+    early = SyntheticProvider(lambda: now, NyseCalendar())
+    published = [a.published_at for a in await early.news("AAPL", day, 100, 1.0)]
+    assert all(stamp <= now for stamp in published), published
+    # Later that day the same articles keep their stamps, and the rest have appeared.
+    late = SyntheticProvider(lambda: now + 86_400, NyseCalendar())
+    everything = [a.published_at for a in await late.news("AAPL", day, 100, 1.0)]
+    assert any(stamp > now for stamp in everything)
+    assert [s for s in everything if s <= now] == published
+    # A day that has not begun has no news yet.
+    assert await early.news("AAPL", day + dt.timedelta(days=1), 100, 1.0) == []
 
 
 async def test_unknown_symbols_are_not_found() -> None:

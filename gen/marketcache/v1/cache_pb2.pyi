@@ -155,18 +155,20 @@ class GetMetricsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PrefixMetrics(_message.Message):
-    __slots__ = ("prefix", "hits", "misses", "hit_rate", "keys")
+    __slots__ = ("prefix", "hits", "misses", "hit_rate", "keys", "memory_bytes")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
     HIT_RATE_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     hits: int
     misses: int
     hit_rate: float
     keys: int
-    def __init__(self, prefix: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., hit_rate: _Optional[float] = ..., keys: _Optional[int] = ...) -> None: ...
+    memory_bytes: int
+    def __init__(self, prefix: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., hit_rate: _Optional[float] = ..., keys: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class CacheMetrics(_message.Message):
     __slots__ = ("hits", "misses", "hit_rate", "keys", "memory_bytes", "max_memory_bytes", "evictions", "expired", "sets", "deletes", "commits", "prefixes")

@@ -389,6 +389,7 @@ def _metrics(snapshot: Snapshot) -> cache_pb2.CacheMetrics:
                 misses=t.misses,
                 hit_rate=hit_rate(t.hits, t.misses),
                 keys=t.keys,
+                memory_bytes=t.memory_bytes,
             )
             for label, t in sorted(snapshot.prefixes.items())
         ],

@@ -220,7 +220,10 @@ class ShardedStore:
         memory = 0
         for cell in self.cells:
             memory += (await cell.store.metrics(refresh_keys=False)).memory_bytes
-        snapshot = self._stats.snapshot(memory, self._max_memory_bytes)
+        per_prefix: dict[str, int] = {}
+        for cell in self.cells:
+            per_prefix.update(cell.store.memory_by_prefix())  # a prefix lives in one shard
+        snapshot = self._stats.snapshot(memory, self._max_memory_bytes, per_prefix)
         return dataclasses.replace(snapshot, memory_bytes=memory)
 
     async def health(self, probe_timeout: float = 1.0) -> Health:

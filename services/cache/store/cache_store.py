@@ -443,8 +443,14 @@ class CacheStore:
         if refresh_keys:
             await self.refresh_key_counts()
         return self._stats.snapshot(
-            self._memory.bytes + self._overlay.bytes, self._limits.max_memory_bytes
+            self._memory.bytes + self._overlay.bytes,
+            self._limits.max_memory_bytes,
+            self.memory_by_prefix(),
         )
+
+    def memory_by_prefix(self) -> dict[str, int]:
+        """Bytes the in-memory layer holds per prefix (committed entries)."""
+        return self._memory.prefix_bytes()
 
     @property
     def is_open(self) -> bool:

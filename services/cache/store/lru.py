@@ -35,6 +35,7 @@ class LruMemory:
         self.evictions = 0
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._by_prefix: dict[str, set[str]] = {}
+        self._bytes_by_prefix: dict[str, int] = {}
         # Whether memory holds every live committed entry, so that a miss is
         # definitive: of the whole database (a store alone on it, loaded whole at
         # open), or of these prefixes (loaded whole when their lease was acquired).
@@ -106,6 +107,7 @@ class LruMemory:
             evicted += 1
         self._entries[key] = Entry(blob, expires_at, prefix, size)
         self._by_prefix.setdefault(prefix, set()).add(key)
+        self._bytes_by_prefix[prefix] = self._bytes_by_prefix.get(prefix, 0) + size
         self.bytes += size
         if evicted:
             self.evictions += evicted
@@ -123,6 +125,11 @@ class LruMemory:
             keys.discard(key)
             if not keys:
                 del self._by_prefix[entry.prefix]
+        left = self._bytes_by_prefix.get(entry.prefix, 0) - entry.size
+        if left > 0:
+            self._bytes_by_prefix[entry.prefix] = left
+        else:
+            self._bytes_by_prefix.pop(entry.prefix, None)
         return True
 
     def remove_prefix(self, prefix: str) -> int:
@@ -138,6 +145,10 @@ class LruMemory:
         for key in expired:
             self.remove(key)
         return len(expired)
+
+    def prefix_bytes(self) -> dict[str, int]:
+        """Bytes held per prefix (as counted against the bound); they sum to `bytes`."""
+        return dict(self._bytes_by_prefix)
 
     def prefix_counts(self, now: float) -> dict[str, int]:
         """Live entries per prefix (exact only while memory holds everything)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ class PrefixTally:
     sets: int = 0
     deletes: int = 0
     keys: int = 0
+    # Bytes its committed entries hold in the in-memory layer (as of the snapshot).
+    memory_bytes: int = 0
 
 
 @dataclass
@@ -203,9 +206,23 @@ class CacheStats:
             series.tally.keys = by_label.get(label, 0)
             self.keys.labels(label).set(series.tally.keys)
 
-    def snapshot(self, memory_bytes: int, max_memory_bytes: int) -> Snapshot:
-        """The figures GetMetrics reports."""
-        tallies = {label: s.tally for label, s in self._series.items()}
+    def snapshot(
+        self,
+        memory_bytes: int,
+        max_memory_bytes: int,
+        prefix_memory: Mapping[str, int] | None = None,
+    ) -> Snapshot:
+        """The figures GetMetrics reports (`prefix_memory`: memory bytes per prefix)."""
+        by_label: dict[str, int] = {}
+        for prefix, size in (prefix_memory or {}).items():
+            series = self._of(prefix)
+            label = prefix if self._series.get(prefix) is series else OTHER
+            by_label[label] = by_label.get(label, 0) + size
+        # Copies: the live tallies go on counting after the snapshot is taken.
+        tallies = {
+            label: dataclasses.replace(s.tally, memory_bytes=by_label.get(label, 0))
+            for label, s in self._series.items()
+        }
         return Snapshot(
             hits=sum(t.hits for t in tallies.values()),
             misses=sum(t.misses for t in tallies.values()),

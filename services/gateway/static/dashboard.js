@@ -1,15 +1,24 @@
-// The live dashboard: polls the gateway's own REST paths and redraws. No framework, no build.
+// The live dashboard. The gateway pushes every change over Server-Sent Events
+// (api/v1/events); where EventSource is missing or the stream fails, it polls the
+// same REST paths instead. No framework, no build.
 "use strict";
 (function () {
   // The seed's alert rule: a cache hit rate below 0.7 pages someone (deploy/prometheus/rules.yml).
   const ALERT_HIT_RATE = 0.7;
   const params = new URLSearchParams(window.location.search);
   const everySeconds = Math.max(0.5, Number(params.get("every")) || 2);
+  // ?transport=poll forces polling (what a browser without EventSource gets).
+  const forcePoll = params.get("transport") === "poll";
+  // Metrics are pushed every second: this long without any event means the stream is stuck.
+  const SILENT_MS = 5000;
   const PATHS = {
+    events: "api/v1/events",
     snapshot: "api/v1/sectors/snapshot",
     metrics: "api/v1/cache/metrics",
     ready: "readyz",
   };
+  // What the heat map shows: the last snapshot, with each sector pushed since.
+  const shown = { sectors: new Map(), benchmark: null, asOf: "", cache: null };
   const $ = (id) => document.getElementById(id);
 
   async function getJson(path) {
@@ -73,8 +82,31 @@
     return { background: `hsl(${hue}, 58%, ${light}%)`, strong: light < 58 };
   }
 
-  function drawSectors(snapshot) {
-    const sectors = [...(snapshot.sectors || [])].sort(
+  function takeSnapshot(snapshot) {
+    shown.sectors = new Map((snapshot.sectors || []).map((s) => [s.symbol, s]));
+    shown.benchmark = snapshot.benchmark || null;
+    shown.asOf = snapshot.asOf || "";
+    shown.cache = snapshot.cache || null;
+    drawSectors();
+  }
+
+  function takeSector(update) {
+    const sector = update.sector;
+    if (!sector) return;
+    if (shown.benchmark && shown.benchmark.symbol === update.symbol) {
+      shown.benchmark = sector;
+    } else {
+      // Keeps the snapshot's rank: a stored sector has none of its own.
+      const before = shown.sectors.get(update.symbol);
+      shown.sectors.set(update.symbol, { ...sector, rank: sector.rank || (before && before.rank) });
+    }
+    if (sector.asOf && sector.asOf > shown.asOf) shown.asOf = sector.asOf;
+    drawSectors();
+  }
+
+  function drawSectors() {
+    const snapshot = { benchmark: shown.benchmark, asOf: shown.asOf, cache: shown.cache };
+    const sectors = [...shown.sectors.values()].sort(
       (a, b) => (b.changePercent || 0) - (a.changePercent || 0));
     const list = $("heatmap");
     list.replaceChildren(...sectors.map((s, i) => {
@@ -137,24 +169,29 @@
     const most = Math.max(1, ...prefixes.map((p) => Number(p.keys) || 0));
     const body = $("prefixes").tBodies[0];
     body.replaceChildren(...prefixes.map((p) => {
+      const memory = Number(p.memoryBytes) || 0;
       const bar = el("div", { class: "share" });
       bar.style.width = `${((Number(p.keys) || 0) / most) * 100}%`;
       const reads = (Number(p.hits) || 0) + (Number(p.misses) || 0);
-      return el("tr", { "data-prefix": p.prefix, "data-keys": String(Number(p.keys) || 0) },
+      return el("tr", {
+        "data-prefix": p.prefix, "data-keys": String(Number(p.keys) || 0), "data-memory": String(memory),
+      },
         el("td", {}, el("code", {}, p.prefix)),
         el("td", { class: "num keys" }, count(p.keys)),
         el("td", { class: "share-cell" }, bar),
         el("td", { class: "num" }, count(p.hits)),
         el("td", { class: "num" }, count(p.misses)),
-        el("td", { class: "num" }, reads ? `${((Number(p.hitRate) || 0) * 100).toFixed(1)}%` : "–"));
+        el("td", { class: "num" }, reads ? `${((Number(p.hitRate) || 0) * 100).toFixed(1)}%` : "–"),
+        el("td", { class: "num memory" }, bytes(memory)));
     }));
     if (!prefixes.length) {
-      body.append(el("tr", {}, el("td", { colSpan: 6, class: "muted" }, "no keys yet")));
+      body.append(el("tr", {}, el("td", { colSpan: 7, class: "muted" }, "no keys yet")));
     }
-    // The cache accounts memory as a whole (one LRU over every prefix), not per prefix.
+    // Per prefix: committed entries in the cache's memory (one LRU over every prefix).
+    // The total also counts writes not yet committed.
     const max = Number(detail.maxMemoryBytes) || 0;
     $("memory-note").textContent =
-      `memory, all prefixes together: ${bytes(metrics.memoryBytes)}` +
+      `memory, all prefixes: ${bytes(metrics.memoryBytes)}` +
       (max ? ` of ${bytes(max)} (${((Number(metrics.memoryBytes) / max) * 100).toFixed(1)}%)` : "") +
       ` · evictions ${count(detail.evictions)} · expired ${count(detail.expired)}`;
   }
@@ -170,10 +207,14 @@
     }));
   }
 
+  function drawn() {
+    document.body.dataset.updates = String(Number(document.body.dataset.updates) + 1);
+  }
+
   async function refresh() {
     const [snapshot, metrics, ready] = await Promise.allSettled(
       [getJson(PATHS.snapshot), getJson(PATHS.metrics), getJson(PATHS.ready)]);
-    if (snapshot.status === "fulfilled") drawSectors(snapshot.value);
+    if (snapshot.status === "fulfilled") takeSnapshot(snapshot.value);
     if (metrics.status === "fulfilled") { drawHitRate(metrics.value); drawPrefixes(metrics.value); }
     if (ready.status === "fulfilled") drawBackends(ready.value);
     showError("sectors-error", snapshot.reason);
@@ -183,11 +224,12 @@
     const live = $("live");
     live.className = `badge ${failed ? "stale" : "up"}`;
     live.textContent = failed ? "partly stale" : "live";
-    $("updated").textContent = `updated ${new Date().toLocaleTimeString()} · every ${everySeconds}s`;
-    document.body.dataset.updates = String(Number(document.body.dataset.updates) + 1);
+    $("updated").textContent =
+      `updated ${new Date().toLocaleTimeString()} · polling every ${everySeconds}s`;
+    drawn();
   }
 
-  async function loop() {
+  async function poll() {
     try {
       await refresh();
     } catch (error) {
@@ -195,8 +237,71 @@
       $("live").textContent = "error";
     }
     // The next round starts after this one ends, so a slow gateway never gets a pile-up.
-    setTimeout(loop, everySeconds * 1000);
+    setTimeout(poll, everySeconds * 1000);
   }
 
-  loop();
+  function startPolling(why) {
+    if (document.body.dataset.transport === "polling") return;
+    document.body.dataset.transport = "polling";
+    document.body.dataset.fallback = why;
+    poll();
+  }
+
+  // Pushed updates: each event redraws its part. EventSource reconnects by itself
+  // (the gateway sends the whole state again); a stream that closes for good or
+  // stays silent hands over to polling.
+  function listen() {
+    const source = new EventSource(new URL(PATHS.events, document.baseURI));
+    document.body.dataset.transport = "events";
+    let watchdog = null;
+    const live = $("live");
+    const giveUp = (why) => {
+      source.close();
+      clearTimeout(watchdog);
+      live.className = "badge stale";
+      live.textContent = "polling";
+      startPolling(why);
+    };
+    const alive = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => giveUp("silent"), SILENT_MS);
+    };
+    const on = (kind, draw) => source.addEventListener(kind, (message) => {
+      alive();
+      draw(JSON.parse(message.data));
+      $("updated").textContent = `updated ${new Date().toLocaleTimeString()} · pushed`;
+      drawn();
+    });
+    on("snapshot", (snapshot) => { takeSnapshot(snapshot); showError("sectors-error", null); });
+    on("sector", takeSector);
+    on("metrics", (metrics) => {
+      drawHitRate(metrics);
+      drawPrefixes(metrics);
+      showError("cache-error", null);
+    });
+    on("backends", (ready) => { drawBackends(ready); showError("backends-error", null); });
+    on("unavailable", (problem) => {
+      const where = { metrics: "cache-error", snapshot: "sectors-error", sector: "sectors-error" }[problem.part];
+      showError(where || "backends-error", new Error(problem.message));
+    });
+    source.addEventListener("open", () => {
+      alive();
+      live.className = "badge up";
+      live.textContent = "live";
+    });
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) {
+        giveUp("closed");
+      } else {
+        live.className = "badge stale";
+        live.textContent = "reconnecting…";
+      }
+    });
+  }
+
+  if (forcePoll || typeof window.EventSource !== "function") {
+    startPolling(forcePoll ? "asked" : "no EventSource");
+  } else {
+    listen();
+  }
 })();

@@ -64,8 +64,8 @@ class SyntheticProvider:
     other. Sessions follow the NYSE calendar, judged at `now()` (the market
     clock), and nothing is reported from after "now": during a session the
     quote is of "now", on the way from the day's open to its close; outside
-    one it is the last completed session's close, and history always ends
-    with the last completed session.
+    one it is the last completed session's close, history always ends
+    with the last completed session, and no article is stamped after "now".
     """
 
     name = "synthetic"
@@ -155,6 +155,7 @@ class SyntheticProvider:
         listing = self._listing(symbol)
         rng = _rng(symbol, day.isoformat(), "news")
         start = dt.datetime.combine(day, dt.time(0, 0, tzinfo=dt.UTC)).timestamp()
+        now = self._now()
         articles = []
         for i in range(3 + rng.randrange(8)):
             theme = rng.choice(_THEMES)
@@ -162,14 +163,16 @@ class SyntheticProvider:
             title = rng.choice(_HEADLINES).format(
                 name=listing.name, symbol=symbol, theme=theme, move=move
             )
-            articles.append(
-                Article(
-                    title=title,
-                    source=rng.choice(_SOURCES),
-                    url=f"https://news.example.com/{symbol.lower()}/{day.isoformat()}/{i + 1}",
-                    published_at=start + rng.randrange(86_400),
-                    summary=f"Synthetic coverage of {listing.name} ({symbol}) and {theme}.",
-                )
+            article = Article(
+                title=title,
+                source=rng.choice(_SOURCES),
+                url=f"https://news.example.com/{symbol.lower()}/{day.isoformat()}/{i + 1}",
+                published_at=start + rng.randrange(86_400),
+                summary=f"Synthetic coverage of {listing.name} ({symbol}) and {theme}.",
             )
+            # An article of later today is not published yet. Each keeps its own
+            # stamp (drawn before this check), so it appears unchanged once it is.
+            if article.published_at <= now:
+                articles.append(article)
         articles.sort(key=lambda a: a.published_at, reverse=True)
         return articles[:limit]
