@@ -10,7 +10,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 CACHE_REPLICAS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run run-observed test test-fast lint gen gen-check bench bench-quick soak deps clean
+.PHONY: help run run-observed test test-fast lint gen gen-check bench bench-quick soak deps image clean
 
 help: ## Print this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,11 +23,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create .venv and install the project with its dev dependencies
 
-deps: ## Install the Debian packages the tests use (prometheus/promtool, redis-server, chromium, PostgreSQL 15 server tools)
+deps: ## Install the Debian packages the tests use (prometheus/promtool, redis-server, chromium, PostgreSQL 15 server tools, podman, runc, mmdebstrap)
 	@if ! command -v promtool >/dev/null || ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null \
-	  || ! test -x /usr/lib/postgresql/15/bin/pg_basebackup || ! command -v runuser >/dev/null; then \
+	  || ! test -x /usr/lib/postgresql/15/bin/pg_basebackup || ! command -v runuser >/dev/null \
+	  || ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v mmdebstrap >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus redis-server chromium \
-	    postgresql-15 postgresql-client-15 util-linux >/dev/null; \
+	    postgresql-15 postgresql-client-15 util-linux podman runc mmdebstrap >/dev/null; \
 	fi
 
 run: $(STAMP) ## Start the whole system on embedded defaults (SQLite, synthetic data)
@@ -70,5 +71,8 @@ bench-quick: $(STAMP) deps ## The benchmarks in quick mode (under 2 minutes)
 soak: $(STAMP) ## A long soak run (SOAK_SECONDS, default 600)
 	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(PY) -m pytest tests/reliability/test_soak.py -p no:cacheprovider
 
+image: $(STAMP) deps ## Build deploy/Dockerfile with podman as marketcache:<version> (base from mmdebstrap; settings in .image/)
+	$(PY) -m harness.image --state-dir .image
+
 clean: ## Remove .venv, var/ and caches
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) var .image .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
