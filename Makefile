@@ -19,6 +19,7 @@ help: ## Print this help
 # their lockfiles.
 NPM_STAMP := node_modules/.installed
 BUF := node_modules/.bin/buf
+NODE_CLIENT := tests/interop/node/node_modules/.installed
 # google/api/*.proto for buf, from the googleapis-common-protos that `make gen` compiles against.
 BUF_DEPS := build/buf-deps/google/api/annotations.proto
 
@@ -32,6 +33,10 @@ venv: $(STAMP) ## Create .venv and install the project with its dev dependencies
 
 $(NPM_STAMP): package.json package-lock.json | deps
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(NODE_CLIENT): tests/interop/node/package.json tests/interop/node/package-lock.json | deps
+	npm ci --prefix tests/interop/node --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(BUF_DEPS): $(STAMP)
@@ -79,7 +84,7 @@ lint: $(STAMP) $(NPM_STAMP) $(BUF_DEPS) ## ruff, mypy --strict, import-linter co
 release-protos: $(NPM_STAMP) $(BUF_DEPS) ## At a release: make protos/ the API that `buf breaking` compares against
 	$(BUF) build protos -o protos/released.binpb
 
-test: $(STAMP) deps lint gen-check ## Lint, check gen/ is fresh, then run the whole test suite
+test: $(STAMP) deps lint gen-check $(NODE_CLIENT) ## Lint, check gen/ is fresh, then run the whole test suite
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## Run the tests not marked slow
@@ -98,4 +103,4 @@ image: $(STAMP) deps ## Build deploy/Dockerfile with podman as marketcache:<vers
 	$(PY) -m harness.image --state-dir .image
 
 clean: ## Remove .venv, var/ and caches
-	rm -rf $(VENV) var .image node_modules build/buf-deps .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) var .image node_modules tests/interop/node/node_modules build/buf-deps .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
