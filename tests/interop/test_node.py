@@ -20,7 +20,7 @@ from harness.node_client import NODE_DIR, missing, node_env
 from tests.cache.harness import cache_env
 from tests.support.processes import running
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 NODE_TESTS = 6
 
