@@ -186,6 +186,7 @@ def build(state_dir: Path, tag: str | None = None, *, log: bool = True) -> str:
     env = podman_env(state_dir)
     tag = tag or default_tag()
     base = ensure_base(state_dir, env, log)
+    replaced = _image_id(tag, env)
     args = [
         "build",
         "--network=host",
@@ -204,7 +205,17 @@ def build(state_dir: Path, tag: str | None = None, *, log: bool = True) -> str:
         subprocess.run(["podman", *args], env=env, check=True, timeout=1800)
     else:
         podman(args, env, timeout=1800)
+    if replaced is not None and replaced != _image_id(tag, env):
+        # The image the tag left behind: each would keep a copy of the environment.
+        # (Its build cache stays; `podman image prune` reclaims the rest.)
+        podman(["rmi", replaced], env, check=False)
     return tag
+
+
+def _image_id(tag: str, env: Mapping[str, str]) -> str | None:
+    """The id of the image `tag` names, or None."""
+    found = podman(["image", "inspect", "--format", "{{.Id}}", tag], env, check=False)
+    return found.stdout.strip() or None if found.returncode == 0 else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
