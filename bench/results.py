@@ -141,6 +141,13 @@ SET_PG_1SHARD = Row(
 SET_PG_2SHARDS = Row(
     "set_c64_pg_2shards", "Durable Set, concurrency 64, PostgreSQL, 2 shards", "ops/s", True
 )
+# A second language (#23): bench/node_client.py, both on the same cache.
+SET_C64_NODE = Row(
+    "set_c64_node", "Durable Set, concurrency 64, Node.js client (@grpc/grpc-js)", "ops/s", True
+)
+SET_C64_NODE_STUB = Row(
+    "set_c64_node_stub", "Durable Set, concurrency 64, raw Python stub beside it", "ops/s", True
+)
 SYSTEM_ROWS = (
     RESTART_EMPTY,
     RESTART_SERVING,
@@ -160,6 +167,8 @@ SYSTEM_ROWS = (
     *NEAR_ROWS,
     SET_PG_1SHARD,
     SET_PG_2SHARDS,
+    SET_C64_NODE,
+    SET_C64_NODE_STUB,
 )
 
 

@@ -19,6 +19,7 @@ from bench import (
     market_stack,
     memory,
     near_cache,
+    node_client,
     refresh_ahead,
     shards,
     snapshot,
@@ -54,6 +55,7 @@ from bench.results import (
     STAMPEDE_P50,
     Cell,
     Results,
+    Row,
 )
 from bench.servers import (
     cache_env,
@@ -261,13 +263,25 @@ async def forwarding_section(run: Run) -> None:
     await forwarding.measure(run.results, run.sizes, run.workdir)
 
 
+def _cache_landed(run: Run, rows: tuple[Row, ...]) -> bool:
+    """Whether services.cache is here; if not, each of `rows` says so."""
+    if service_available("cache"):
+        return True
+    for row in rows:
+        run.results.put_system(row, Cell.not_measured(NO_CACHE))
+    return False
+
+
 async def shards_section(run: Run) -> None:
     """Durable Set at concurrency 64 on one PostgreSQL database and on two shards (#16)."""
-    if not service_available("cache"):
-        for row in shards.ROWS:
-            run.results.put_system(row, Cell.not_measured(NO_CACHE))
-        return
-    await shards.measure(run.results, run.sizes, run.workdir / "shards")
+    if _cache_landed(run, shards.ROWS):
+        await shards.measure(run.results, run.sizes, run.workdir / "shards")
+
+
+async def node_client_section(run: Run) -> None:
+    """Durable Set at concurrency 64 from the Node.js client beside the raw Python stub (#23)."""
+    if _cache_landed(run, node_client.ROWS):
+        await node_client.measure(run.results, run.sizes, run.workdir / "node-client")
 
 
 async def market_section(run: Run) -> None:
@@ -322,6 +336,7 @@ SECTIONS: dict[str, Section] = {
     "near cache": near_cache_section,
     "client batching": client_batching_section,
     "postgresql shards": shards_section,
+    "node client": node_client_section,
 }
 
 
