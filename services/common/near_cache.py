@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from marketcache.v1 import cache_pb2
+from services.common.clock_offset import ClockOffset
 from services.common.json_value import JSON
 
 DEFAULT_MAX_STALENESS_MS = 1000
@@ -102,6 +103,11 @@ class NearMetrics:
             "Bytes the near cache holds (keys, values, overhead).",
             registry=registry,
         )
+        self.clock_offset = Gauge(
+            "cache_near_clock_offset_seconds",
+            "This client's wall clock minus the owners', estimated from their Watch stamps.",
+            registry=registry,
+        )
 
 
 class NearCache:
@@ -127,8 +133,11 @@ class NearCache:
         self._prefixes: dict[str, _Prefix] = {}
         self.bytes = 0
         self._flushes = 0
+        # Owners stamp with their wall clocks; ours may be ahead or behind.
+        self._offset = ClockOffset(monotonic=monotonic)
         self.metrics = NearMetrics(registry)
         self.metrics.bytes.set_function(lambda: self.bytes)
+        self.metrics.clock_offset.set_function(lambda: self._offset.estimate)
 
     # -- reads ---------------------------------------------------------------
 
@@ -213,13 +222,26 @@ class NearCache:
 
     # -- the stream's events (the watch streams call these) -----------------
 
-    def started(self, prefix: str, at: cache_pb2.Position, valid_for_ms: int, sent_ms: int) -> None:
-        """The owner's stream for `prefix` starts at `at`."""
+    def started(
+        self,
+        prefix: str,
+        at: cache_pb2.Position,
+        valid_for_ms: int,
+        sent_ms: int,
+        asked: float | None = None,
+    ) -> None:
+        """The owner's stream for `prefix` starts at `at`; `asked` is when we asked for it
+        (monotonic): the start was stamped after it, so no later than that."""
         self.flush(prefix, None)
         state = self._prefixes[prefix]
         state.live, state.epoch, state.sequence = True, at.epoch, at.sequence
         state.floor = at.sequence
         state.valid_until = self._trust_until(valid_for_ms, sent_ms)
+        if asked is not None:
+            # The first sample of a client's life cannot tell delay from offset:
+            # the request's round trip bounds this one's delay instead.
+            bound = asked + min(valid_for_ms, self.max_staleness_ms) / 1000
+            state.valid_until = min(state.valid_until, bound)
 
     def invalidated(
         self, prefix: str, at: cache_pb2.Position, keys: Iterable[str], whole_prefix: bool
@@ -266,6 +288,10 @@ class NearCache:
         state = self._prefixes.get(prefix)
         return state is not None and self._monotonic() < state.valid_until
 
+    def now(self) -> float:
+        """The monotonic clock this cache's deadlines are on."""
+        return self._monotonic()
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -290,10 +316,13 @@ class NearCache:
 
     def _trust_until(self, valid_for_ms: int, sent_ms: int) -> float:
         """Monotonic deadline: min(owner's validity, our bound) from the owner's stamp,
-        never from receipt, so a late delivery cannot stretch it."""
+        never from receipt, so a late delivery cannot stretch it. The delivery's delay
+        is measured against the clock offset the stream shows (clock_offset.py): a
+        wall clock ahead of the owner's would otherwise count as delay and disable
+        the near cache, one behind would hide a late delivery."""
         span = min(valid_for_ms, self.max_staleness_ms) / 1000
         if sent_ms > 0:
-            span -= max(0.0, self._wall() - sent_ms / 1000)
+            span -= self._offset.delay(self._wall() - sent_ms / 1000)
         return self._monotonic() + span
 
     def _note(self, state: _Prefix, key: str, sequence: int) -> None:
