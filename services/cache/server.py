@@ -9,7 +9,7 @@ import socket
 from dataclasses import replace
 
 import grpc
-from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Gauge, GCCollector, ProcessCollector
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.admission import Admission, StoreLimits
@@ -105,6 +105,12 @@ class CacheServer:
             )
             self.view = ShardedOwnership(self.data)
         self.cells = cells
+        Gauge(
+            "cache_db_disk_full",
+            "1 while writes are refused because the database's disk is full or "
+            "CACHE_DB_MAX_BYTES is reached (reads go on), else 0.",
+            registry=registry,
+        ).set_function(lambda: float(any(c.db.disk.full for c in cells)))
         self.sweeper = Sweeper(self.data, settings.sweep_seconds)
         self.peers = Peers(settings.server.tls)
         self.servicer = CacheServicer(
@@ -153,6 +159,8 @@ class CacheServer:
             synchronous=settings.sqlite_synchronous,
             pool_size=settings.read_threads + 2,
             idle_transaction_timeout=settings.lease_seconds,
+            max_bytes=settings.db_max_bytes,
+            owner=settings.node_id,
         )
         ownership = LeaseOwnership(
             LeaseDb(db, me, self.advertised_address, settings.lease_seconds, clock.monotonic),
