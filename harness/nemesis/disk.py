@@ -1,16 +1,21 @@
-"""A full disk: a size-limited tmpfs mounted in a directory the test owns, and a
-filler file that takes every free byte of it (start) until removed (heal).
+"""Storage faults, each a class with `start()` and `heal()`.
 
-The mount is in the host's mount namespace (a cache process started by the test
-must see it), so it is always unmounted on exit, lazily if something still holds
-a file open there. Needs root.
+- `FullDisk`: a filler file takes every free byte of a file system (start) until
+  removed (heal); with `SmallDisk`, a size-limited tmpfs mounted in a directory the
+  test owns. The mount is in the host's mount namespace (a cache process started by
+  the test must see it), so it is always unmounted on exit, lazily if something
+  still holds a file open there. Needs root.
+- `StoppedSqliteWriter`: another process takes a SQLite file's write lock and is
+  stopped (start) until it is killed (heal), as if a node froze mid-commit.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 from types import TracebackType
 
@@ -69,3 +74,42 @@ class FullDisk:
     def heal(self) -> None:
         """Remove the filler: the space is free again."""
         self.filler.unlink(missing_ok=True)
+
+
+_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+class StoppedSqliteWriter:
+    """A process holding `db`'s write lock, stopped (start) until killed (heal)."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        """Take the write lock (waiting for the current writer), then SIGSTOP."""
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(self.db)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._proc = proc
+        assert proc.stdout is not None
+        if proc.stdout.readline() != "locked\n":
+            self.heal()
+            raise RuntimeError(f"could not take the write lock of {self.db}")
+        proc.send_signal(signal.SIGSTOP)
+
+    def heal(self) -> None:
+        """Kill the holder: the lock is released with its process."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)

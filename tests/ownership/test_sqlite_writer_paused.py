@@ -2,7 +2,8 @@
 file: that is SQLite's nature (one writer per file, a file lock nobody can break),
 measured here and stated in docs/ownership.md; PostgreSQL is the answer.
 
-Another process takes the write lock (BEGIN IMMEDIATE) and is stopped. The cache
+Another process takes the write lock (BEGIN IMMEDIATE) and is stopped
+(harness/nemesis/disk.py). The cache
 node's writes wait, its lease heartbeats wait on the same lock, so its reads are
 refused once its lease validity lapses; once the stopped process dies, it serves
 again. The figures are printed (pytest -s) for the docs.
@@ -10,15 +11,13 @@ again. The figures are printed (pytest -s) for the docs.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import grpc
 import pytest
 
+from harness.nemesis.disk import StoppedSqliteWriter
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.common.json_value import to_value
 from tests.ownership.cluster import LEASE_SECONDS, node_env
@@ -26,14 +25,6 @@ from tests.support.polling import eventually_blocking
 from tests.support.processes import running
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
-
-_HOLDER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.read()
-"""
 
 
 def _answers(
@@ -60,15 +51,9 @@ def test_a_stopped_holder_of_the_write_lock_stalls_the_node_until_it_dies(
     ):
         stub = cache_pb2_grpc.CacheServiceStub(channel)
         assert _answers(stub, "set", 30) == grpc.StatusCode.OK
-        holder = subprocess.Popen(
-            [sys.executable, "-c", _HOLDER, str(db)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        holder = StoppedSqliteWriter(db)
         try:
-            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
-            holder.send_signal(signal.SIGSTOP)
+            holder.start()
             stopped = time.monotonic()
             # Writes wait for the lock (busy_timeout), whatever their deadline.
             # (Another key: a read of a key whose write is in flight waits for it.)
@@ -81,9 +66,8 @@ def test_a_stopped_holder_of_the_write_lock_stalls_the_node_until_it_dies(
             )
             refused_after = time.monotonic() - stopped
             assert refused_after <= LEASE_SECONDS + 1.0
-            holder.kill()
+            holder.heal()
             died = time.monotonic()
-            holder.wait(timeout=30)
             eventually_blocking(
                 lambda: _answers(stub, "set", 5) == grpc.StatusCode.OK,
                 30,
@@ -91,9 +75,7 @@ def test_a_stopped_holder_of_the_write_lock_stalls_the_node_until_it_dies(
             )
             back_after = time.monotonic() - died
         finally:
-            if holder.poll() is None:
-                holder.kill()
-                holder.wait(timeout=30)
+            holder.heal()
         print(
             f"\nwrite lock held by a stopped process: reads refused after {refused_after:.2f}s "
             f"(lease {LEASE_SECONDS}s), writes back {back_after:.2f}s after it died"
