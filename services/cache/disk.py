@@ -134,6 +134,8 @@ class DiskGuard:
         """Look for space and measure the quota every PROBE_SECONDS, until cancelled."""
         while True:
             await asyncio.sleep(PROBE_SECONDS)
+            if not self.max_bytes and self.reason is None:
+                continue  # nothing to measure, nothing to clear
             try:
                 await asyncio.to_thread(self.probe)
             except Exception as exc:  # a probe that failed is tried again next time
