@@ -117,7 +117,9 @@ def test_a_full_disk_keeps_reads_refuses_writes_and_recovers(
     assert "lease heartbeat failed" not in proc.log()
 
     disk.heal()
+    healed = time.monotonic()
     eventually_blocking(lambda: _set(stub, "full:after") is None, 30, "a write after the heal")
+    print(f"\nwrites accepted again {time.monotonic() - healed:.2f}s after the space returned")
     assert _alarm(proc) == 0.0
     _read_all(stub, [*acked, "full:after"])
 
