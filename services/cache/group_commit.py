@@ -141,13 +141,13 @@ class GroupCommitter:
             )
         except Exception as exc:
             self._report(len(ops), started, ok=False)
+            # A cause known to leave nothing applied (a full disk) is logged where it
+            # is known (disk.py), and answered as such.
             known = self._explain(exc)
-            if known is not None:
-                pass  # logged where it is known (a full disk: disk.py)
-            elif self._link is not None and is_disconnect(exc):
+            if known is None and self._link is not None and is_disconnect(exc):
                 # A failover or an outage: one line when it starts, not one per commit.
                 self._link.failed("commit", exc)
-            else:
+            elif known is None:
                 log.error("commit of %d writes failed: %s", len(ops), exc, exc_info=True)
             self._settle(ops, None)
             # A connection lost during COMMIT leaves the outcome unknown: never
