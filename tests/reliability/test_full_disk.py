@@ -1,24 +1,30 @@
 """A full disk under a SQLite cache (a small tmpfs, filled by harness/nemesis/disk.py):
 reads of acknowledged data go on past several leases, writes are refused with
 RESOURCE_EXHAUSTED naming the disk, the alarm is exported, and writes resume once
-the space returns. Also the CACHE_DB_MAX_BYTES quota. Needs root (mount).
+the space returns. The same on PostgreSQL, whose database lives in a tablespace on
+such a tmpfs. Also the CACHE_DB_MAX_BYTES quota. Needs root (mount).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 
 from harness.nemesis.disk import FullDisk, SmallDisk
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.common.json_value import from_value, to_value
 from tests.support.polling import eventually_blocking
+from tests.support.postgres import PG_ADMIN_DSN, require_postgres
 from tests.support.processes import ServiceProcess, running
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
@@ -29,11 +35,11 @@ TIMEOUT = 30.0
 BLOB = "x" * 50_000
 
 
-def _env(db: Path, **extra: str) -> dict[str, str]:
+def _env(db: Path | str, **extra: str) -> dict[str, str]:
     return {
         "CACHE_LISTEN": "127.0.0.1:0",
         "CACHE_METRICS_LISTEN": "127.0.0.1:0",
-        "CACHE_DB_URL": f"sqlite:///{db}",
+        "CACHE_DB_URL": db if isinstance(db, str) else f"sqlite:///{db}",
         "CACHE_LEASE_SECONDS": str(LEASE_S),
         **extra,
     }
@@ -94,14 +100,12 @@ def proc(tmp_path: Path) -> Iterator[ServiceProcess]:
         yield proc
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root")
-def test_a_full_disk_keeps_reads_refuses_writes_and_recovers(
-    tmp_path: Path, proc: ServiceProcess, stub: cache_pb2_grpc.CacheServiceStub
+def _keeps_reads_refuses_writes_and_recovers(
+    proc: ServiceProcess, stub: cache_pb2_grpc.CacheServiceStub, disk: FullDisk
 ) -> None:
     acked = [f"full:a{i}" for i in range(20)]
     for key in acked:
         assert _set(stub, key) is None
-    disk = FullDisk(tmp_path / "disk")
     disk.start()
     message = _write_until_refused(stub, acked)
     assert "disk" in message and "not applied" in message, message
@@ -122,6 +126,41 @@ def test_a_full_disk_keeps_reads_refuses_writes_and_recovers(
     print(f"\nwrites accepted again {time.monotonic() - healed:.2f}s after the space returned")
     assert _alarm(proc) == 0.0
     _read_all(stub, [*acked, "full:after"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root")
+def test_a_full_disk_keeps_reads_refuses_writes_and_recovers(
+    tmp_path: Path, proc: ServiceProcess, stub: cache_pb2_grpc.CacheServiceStub
+) -> None:
+    _keeps_reads_refuses_writes_and_recovers(proc, stub, FullDisk(tmp_path / "disk"))
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root")
+def test_a_full_postgresql_disk_keeps_reads_refuses_writes_and_recovers(tmp_path: Path) -> None:
+    require_postgres()
+    # The server's own user must reach the mount: not under pytest's private tmp dir.
+    mount = Path(tempfile.mkdtemp(prefix="marketcache-pgdisk-"))
+    mount.chmod(0o755)
+    name = f"mc_full_{uuid.uuid4().hex[:12]}"
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        with SmallDisk(mount, 32 << 20), psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            shutil.chown(mount, "postgres", "postgres")
+            admin.execute(f"CREATE TABLESPACE {name} LOCATION '{mount}'")
+            try:
+                admin.execute(f'CREATE DATABASE "{name}" TABLESPACE {name}')
+                with (
+                    running("cache", _env(f"{base}/{name}"), tmp_path) as proc,
+                    grpc.insecure_channel(proc.grpc_address) as channel,
+                ):
+                    stub = cache_pb2_grpc.CacheServiceStub(channel)
+                    _keeps_reads_refuses_writes_and_recovers(proc, stub, FullDisk(mount))
+            finally:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.execute(f"DROP TABLESPACE IF EXISTS {name}")
+    finally:
+        mount.rmdir()
 
 
 def test_the_quota_refuses_writes_before_the_disk_is_full(tmp_path: Path) -> None:
