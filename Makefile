@@ -43,12 +43,12 @@ $(BUF_DEPS): $(STAMP)
 	mkdir -p $(@D)
 	cp "$$($(PY) -c 'import google.api.annotations_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parent)')"/{annotations,http}.proto $(@D)/
 
-deps: ## Install the Debian packages the tests use (prometheus/promtool, redis-server, chromium, PostgreSQL 15 server tools, podman, runc, mmdebstrap, nodejs/npm)
+deps: ## Install the Debian packages the tests use (prometheus/promtool, redis-server, chromium, PostgreSQL 15 server tools, libfaketime, podman, runc, mmdebstrap, nodejs/npm)
 	@if ! command -v promtool >/dev/null || ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null \
 	  || ! test -x /usr/lib/postgresql/15/bin/pg_basebackup || ! command -v runuser >/dev/null \
-	  || ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v mmdebstrap >/dev/null; then \
+	  || ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v faketime >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus redis-server chromium \
-	    postgresql-15 postgresql-client-15 util-linux podman runc mmdebstrap >/dev/null; \
+	    postgresql-15 postgresql-client-15 util-linux faketime podman runc mmdebstrap >/dev/null; \
 	fi
 	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \

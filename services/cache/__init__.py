@@ -14,7 +14,8 @@ docs/architecture.md):
   a write is checked against, the counters).
 - `watch/`: positions, invalidations and the Watch stream of the near cache.
 - `ownership/`: leases, membership, who owns each prefix.
-- `storage/`: the database (tables, writes, group commit, the read pool).
+- `storage/`: the database (tables, writes, group commit, the read pool, a full
+  disk or the size quota).
 - At the bottom: `errors` (the domain errors and their gRPC codes), `clock`,
   `config`.
 """

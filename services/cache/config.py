@@ -58,6 +58,8 @@ class CacheSettings:
     # CACHE_DB_URLS: two or more databases, each the home of the prefixes rendezvous
     # hashing gives it (shards.py); empty: the one database of db_url.
     db_urls: tuple[str, ...] = ()
+    # Writes are refused (RESOURCE_EXHAUSTED) once the database is this big; 0: no quota.
+    db_max_bytes: int = 0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> CacheSettings:
@@ -106,6 +108,7 @@ class CacheSettings:
             commit_max_batch=env.integer("CACHE_COMMIT_MAX_BATCH", 2048, minimum=1),
             max_prefix_labels=env.integer("CACHE_MAX_PREFIX_LABELS", 200, minimum=1),
             detect_local_exits=env.flag("CACHE_DETECT_LOCAL_EXITS", True),
+            db_max_bytes=size(env, "CACHE_DB_MAX_BYTES", 0, minimum=0),
         )
 
 

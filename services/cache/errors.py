@@ -24,6 +24,9 @@ class Failure(Enum):
     TOO_LARGE = "too large"
     # A queue is full: back off, then retry.
     BUSY = "busy"
+    # The database's disk is full or its quota reached: nothing was written; retry
+    # once space is freed.
+    DISK_FULL = "disk full"
     # Nothing was done, and nothing is known wrong with the call: retry, here
     # later or on the node named.
     UNAVAILABLE = "unavailable"
@@ -35,6 +38,7 @@ class Failure(Enum):
 _CODES = {
     Failure.TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Failure.BUSY: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Failure.DISK_FULL: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Failure.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 

@@ -9,7 +9,7 @@ import socket
 from dataclasses import replace
 
 import grpc
-from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Gauge, GCCollector, ProcessCollector
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.clock import Clock, SystemClock
@@ -123,6 +123,13 @@ class CacheServer:
                 prefix_of=lambda key: keys.prefix_of(key, "key"),
                 max_memory_bytes=limits.max_memory_bytes,
             )
+        cells = self.cells
+        Gauge(
+            "cache_db_disk_full",
+            "1 while writes are refused because the database's disk is full or "
+            "CACHE_DB_MAX_BYTES is reached (reads go on), else 0.",
+            registry=registry,
+        ).set_function(lambda: float(any(c.db.disk.full for c in cells)))
         self.sweeper = Sweeper(self.store, settings.sweep_seconds)
         self.peers = Peers(settings.server.tls)
         self.servicer = CacheServicer(
@@ -154,6 +161,8 @@ class CacheServer:
             synchronous=settings.sqlite_synchronous,
             pool_size=settings.read_threads + 2,
             idle_transaction_timeout=settings.lease_seconds,
+            max_bytes=settings.db_max_bytes,
+            owner=settings.node_id,
         )
 
     def _leases(

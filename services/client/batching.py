@@ -120,7 +120,7 @@ class Batcher:
             # Every caller's future ends, even when the batch broke (a reply that
             # does not match its request): none may wait past its deadline.
             if not finished.cancelled() and (exc := finished.exception()) is not None:
-                broken = self._fail(grpc.StatusCode.INTERNAL, f"batched call failed: {exc!r}")
+                broken = failure(grpc.StatusCode.INTERNAL, f"batched call failed: {exc!r}")
                 _fail_all(items, broken)
             if queue.busy:
                 queue.busy = False

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import grpc
 import pytest
 
+from services.cache.errors import CacheError, Failure
 from services.cache.storage.group_commit import GroupCommitter
 from services.cache.storage.writes import STORED, Outcome, Put, WriteOp
 from services.common.errors import ServiceError
@@ -84,6 +85,18 @@ async def test_a_failed_commit_fails_every_writer_with_unavailable() -> None:
         assert caught.value.code is grpc.StatusCode.UNAVAILABLE
         assert "RuntimeError" in caught.value.message
     assert outcomes and all(o is None for o in outcomes)
+    await committer.close()
+
+
+async def test_a_commit_failed_for_a_known_cause_answers_that_cause() -> None:
+    recorder = Recorder(fail=True)
+    full = CacheError(Failure.DISK_FULL, "the disk is full; the write was not applied")
+    committer = GroupCommitter(recorder.apply, lambda ops, results: None, explain=lambda e: full)
+    committer.start()
+    with pytest.raises(ServiceError) as caught:
+        await committer.submit([_put(0)])
+    assert caught.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "not applied" in caught.value.message
     await committer.close()
 
 

@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.cache.lru import entry_size
 from services.cache.server import CacheServer
+from services.cache.store.lru import entry_size
 from services.common.json_value import to_value
 from tests.cache.harness import cache_env, cache_stub, make_server
 

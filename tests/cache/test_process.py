@@ -111,6 +111,7 @@ def _exits_with_one_line(tmp_path: Path, env: dict[str, str], expected: str) -> 
     [
         ("CACHE_MAX_BATCH", "lots", "CACHE_MAX_BATCH: expected an integer, got 'lots'"),
         ("CACHE_MAX_MEMORY_BYTES", "12 parsecs", "CACHE_MAX_MEMORY_BYTES: expected a size"),
+        ("CACHE_DB_MAX_BYTES", "-5", "CACHE_DB_MAX_BYTES: expected a size"),
         ("CACHE_DB_URL", "mysql://x/y", "CACHE_DB_URL: unsupported database 'mysql'"),
         ("CACHE_DEFAULT_TTL", "999999999", "CACHE_DEFAULT_TTL: 999999999 is above CACHE_MAX_TTL"),
         ("CACHE_LISTEN", "nowhere", "CACHE_LISTEN: expected host:port"),

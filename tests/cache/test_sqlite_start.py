@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from services.cache.db import CacheDb
+from services.cache.storage.db import CacheDb
 from tests.cache.harness import sqlite_url
 
 HELD_SECONDS = 0.5

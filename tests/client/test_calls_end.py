@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from google.protobuf import struct_pb2
+
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
-from services.common.cache_client import CacheClient
+from services.client import CacheClient
 from tests.conftest import grpc_server
 from tests.support.polling import eventually
 
@@ -26,11 +28,19 @@ async def serving(servicer: cache_pb2_grpc.CacheServiceServicer) -> AsyncIterato
 
 
 class FloodingWatch(cache_pb2_grpc.CacheServiceServicer):
-    """A Watch that starts, then sends heartbeats as fast as the stream takes them."""
+    """A Watch that starts, then sends heartbeats as fast as the stream takes them; a Get
+    answers one value of the watched prefix, so the near cache asks for the stream."""
 
     def __init__(self) -> None:
         # Events the client has taken off the streams so far.
         self.sent = 0
+
+    async def Get(  # noqa: N802 (the RPC's name)
+        self, request: cache_pb2.GetRequest, context: Any
+    ) -> cache_pb2.GetResponse:
+        at = cache_pb2.Position(prefix=PREFIX, epoch=1, sequence=1)
+        value = struct_pb2.Value(string_value="v")
+        return cache_pb2.GetResponse(found=True, value=value, ttl_remaining_seconds=60, position=at)
 
     async def Watch(  # noqa: N802 (the RPC's name)
         self, request: cache_pb2.WatchRequest, context: Any
@@ -60,9 +70,8 @@ async def test_close_ends_while_a_watch_stream_keeps_delivering() -> None:
     async with serving(flooding) as address:
         for attempt in range(CLOSES):
             client = CacheClient(address, timeout=5.0, near_cache_bytes=1 << 20)
-            near = client.near
-            assert near is not None
-            near.want(PREFIX)
+            # A read the near cache may hold makes it ask for the prefix's stream.
+            assert await client.get(f"{PREFIX}:k") == "v"
             await eventually(flooding.flowing(100), 60, "no stream flowed")
             try:
                 # Not a timing assertion: a close that works takes milliseconds; one

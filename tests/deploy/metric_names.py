@@ -12,6 +12,8 @@ from tests.deploy.manifests import DEPLOY
 # Which package exports the metrics of each name prefix.
 OWNERS = {
     "grpc_server_": "common",
+    # The client library's near cache, wherever the library lives under services/.
+    "cache_near_": ".",
     "cache_": "cache",
     "market_": "market_data",
     "sector_": "sector",

@@ -112,6 +112,8 @@ MUTATIONS = {
     "CacheUnavailable": [("== 0", "== 1000"), ("sum by (job) (up", "min by (job) (up")],
     "CacheInstanceDown": [("== 0", "== 1000"), ("for: 5m", "for: 0m")],
     "CacheDbNotSynchronous": [("== 0", "== 5"), ("for: 10m", "for: 0m")],
+    "CacheDbDiskFull": [("== 1", "== 2"), ("for: 1m", "for: 0m")],
+    "CacheClientClockOffsetHigh": [("abs(", "("), ("> 0.5", "> 0.1")],
 }
 
 

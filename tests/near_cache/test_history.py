@@ -13,7 +13,7 @@ import asyncio
 import json
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -38,10 +38,13 @@ CLIENT_ENV = {
 
 
 async def run_history(
-    tmp_path: Path, address: str, fault: Callable[[], Awaitable[None]]
+    tmp_path: Path,
+    address: str,
+    fault: Callable[[], Awaitable[None]],
+    reader_env: Mapping[str, str] | None = None,
 ) -> tuple[int, int]:
-    """Writer and reader processes around `fault`; (reads, near-cache hits). Fails on
-    any violation of the bound."""
+    """Writer and reader processes around `fault` (the reader's environment plus
+    `reader_env`); (reads, near-cache hits). Fails on any violation of the bound."""
     stop = tmp_path / "stop"
     stop.unlink(missing_ok=True)
     procs: list[ServiceProcess] = []
@@ -49,7 +52,8 @@ async def run_history(
     try:
         for role, out in outs.items():
             module = ["tests.near_cache.workload", role, address, str(out), str(stop)]
-            procs.append(spawn(module, CLIENT_ENV, tmp_path, f"client-{role}"))
+            env = {**CLIENT_ENV, **(reader_env or {})} if role == "reader" else CLIENT_ENV
+            procs.append(spawn(module, env, tmp_path, f"client-{role}"))
 
         async def near_hits() -> bool:
             text = outs["reader"].read_text() if outs["reader"].exists() else ""

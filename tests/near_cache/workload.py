@@ -98,7 +98,8 @@ async def main(role: str, address: str, out_path: str, stop_path: str) -> None:
         finally:
             await client.close()
             hits = registry.get_sample_value("cache_near_hits_total") or 0.0
-            _record(out, op="stats", near_hits=hits)
+            offset = registry.get_sample_value("cache_near_clock_offset_seconds")
+            _record(out, op="stats", near_hits=hits, clock_offset=offset)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from services.cache.storage.db_link import DbLink
+from services.cache.storage.disk import DiskGuard, is_disk_full
 from services.cache.storage.tables import entries, leases, metadata
 from services.cache.storage.writes import (
     STORED,
@@ -71,6 +73,8 @@ class CacheDb:
         synchronous: str = "full",
         pool_size: int = 6,
         idle_transaction_timeout: float | None = None,
+        max_bytes: int = 0,
+        owner: str = "",
     ) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -89,6 +93,8 @@ class CacheDb:
                 ms = max(1, int(idle_transaction_timeout * 1000))
                 kwargs["connect_args"] = {"options": f"-c idle_in_transaction_session_timeout={ms}"}
         self.engine: Engine = create_engine(url, **kwargs)
+        # Full disk or quota: the alarm, the heartbeat's reserve, recovery (disk.py).
+        self.disk = DiskGuard(self._sqlite_file, self.size_bytes, max_bytes=max_bytes, owner=owner)
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine, synchronous)
         self.insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
@@ -131,14 +137,28 @@ class CacheDb:
         deferred one that read first could not upgrade to a writer once another
         process wrote meanwhile. On PostgreSQL, `lock_timeout` bounds row-lock waits.
         """
-        with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
-                conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            with conn.begin():
-                if lock_timeout is not None and self.dialect == "postgresql":
-                    ms = max(1, int(lock_timeout * 1000))
-                    conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
-                yield conn
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                with conn.begin():
+                    if lock_timeout is not None and self.dialect == "postgresql":
+                        ms = max(1, int(lock_timeout * 1000))
+                        conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                    yield conn
+        except OperationalError as exc:
+            if is_disk_full(exc):
+                self.disk.filled()  # frees the reserve for the next heartbeat
+            raise
+
+    def size_bytes(self) -> int:
+        """The database's size on disk (SQLite: the file and its WAL), for the quota."""
+        if self._sqlite_file is None:
+            with self.engine.connect() as conn:
+                query = text("SELECT pg_database_size(current_database())")
+                return int(conn.execute(query).scalar_one())
+        files = (self._sqlite_file, self._sqlite_file.with_name(self._sqlite_file.name + "-wal"))
+        return sum(f.stat().st_size for f in files if f.exists())
 
     def clock(self, conn: Connection) -> float:
         """Now on the clock every node shares, Unix seconds: the server's on PostgreSQL.

@@ -25,6 +25,8 @@ Settle = Callable[[Sequence[WriteOp], list[Outcome] | None], None]
 Refuse = Callable[[Sequence[WriteOp]], CacheError]
 # Told the size and duration of every commit attempt, and whether it succeeded.
 Observe = Callable[[int, float, bool], None]
+# The error for a failed commit whose writes are known not applied, else None.
+Explain = Callable[[BaseException], CacheError | None]
 
 
 class _Submission:
@@ -52,8 +54,10 @@ class GroupCommitter:
         observe: Observe | None = None,
         refuse: Refuse | None = None,
         link: DbLink | None = None,
+        explain: Explain | None = None,
     ) -> None:
         self._apply = apply
+        self._explain = explain or (lambda exc: None)
         self._settle = settle
         self._refuse = refuse or _refused
         self._observe = observe
@@ -137,15 +141,18 @@ class GroupCommitter:
             )
         except Exception as exc:
             self._report(len(ops), started, ok=False)
-            if self._link is not None and is_disconnect(exc):
+            # A cause known to leave nothing applied (a full disk) is logged where it
+            # is known (disk.py), and answered as such.
+            known = self._explain(exc)
+            if known is None and self._link is not None and is_disconnect(exc):
                 # A failover or an outage: one line when it starts, not one per commit.
                 self._link.failed("commit", exc)
-            else:
+            elif known is None:
                 log.error("commit of %d writes failed: %s", len(ops), exc, exc_info=True)
             self._settle(ops, None)
             # A connection lost during COMMIT leaves the outcome unknown: never
             # acknowledged, and the caller must not assume it was not applied.
-            error = CacheError(
+            error = known or CacheError(
                 Failure.UNAVAILABLE,
                 f"the database commit failed ({type(exc).__name__}); the write was not "
                 "acknowledged and may or may not have been applied: retry",

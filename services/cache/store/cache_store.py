@@ -145,6 +145,7 @@ class CacheStore:
             observe=self._observe,
             refuse=self._refuse,
             link=db.link,
+            explain=db.disk.refusal,
         )
         self._readers = Readers(db, limits.read_threads)
         self._forget = _Forget(self._memory)
@@ -165,6 +166,7 @@ class CacheStore:
             moved=self.changes.moved,
         )
         self._is_open = False
+        self._disk_probe: asyncio.Task[None] | None = None
         self._last_commit_error: str | None = None
         self._seq = 0
         stats.watch_memory(lambda: self._memory.bytes + self._overlay.bytes)
@@ -179,6 +181,8 @@ class CacheStore:
         """
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._committer.executor, self._db.create_schema)
+        await loop.run_in_executor(self._committer.executor, self._db.disk.take_reserve)
+        self._disk_probe = loop.create_task(self._db.disk.run(), name="disk-probe")
         if self._ownership.exclusive:
             rows, complete = await self._readers.load_recent(
                 self._clock.now(),
@@ -206,6 +210,9 @@ class CacheStore:
         await self._committer.close()
         await self._ownership.stop()
         await self._tenure.stop()
+        if self._disk_probe is not None:
+            self._disk_probe.cancel()
+        self._db.disk.release()
         self._committer.shutdown()
         self._readers.close()
         self._db.dispose()
@@ -426,6 +433,8 @@ class CacheStore:
     async def sweep(self, limit: int = 1000) -> int:
         """Delete expired rows (in chunks of `limit`); returns how many."""
         self._check_open()
+        if self._db.disk.full:
+            return 0  # the space a sweep's deletions write is the heartbeats'
         total = 0
         while True:
             (outcome,) = await asyncio.shield(self._committer.submit([Sweep(limit)]))
@@ -507,6 +516,7 @@ class CacheStore:
         return self._seq
 
     def _submit(self, ops: Sequence[WriteOp]) -> asyncio.Future[list[Outcome]]:
+        self._db.disk.check()  # a full disk refuses before anything is queued
         done = self._committer.submit(ops)
         self._overlay.admit(ops, done)
         return done

@@ -37,3 +37,8 @@ class NearMetrics:
             "Bytes the near cache holds (keys, values, overhead).",
             registry=registry,
         )
+        self.clock_offset = Gauge(
+            "cache_near_clock_offset_seconds",
+            "This client's wall clock minus the owners', estimated from their Watch stamps.",
+            registry=registry,
+        )

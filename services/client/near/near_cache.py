@@ -78,6 +78,7 @@ class NearCache:
         self._flushes = 0
         self.metrics = NearMetrics(registry)
         self.metrics.bytes.set_function(lambda: self._storage.bytes)
+        self.metrics.clock_offset.set_function(lambda: self._clock.offset.estimate)
 
     @property
     def bytes(self) -> int:
@@ -158,13 +159,21 @@ class NearCache:
 
     # -- the stream's events (the watch streams call these) -----------------
 
-    def started(self, prefix: str, at: Position, valid_for_ms: int, sent_ms: int) -> None:
-        """The owner's stream for `prefix` starts at `at`."""
+    def started(
+        self,
+        prefix: str,
+        at: Position,
+        valid_for_ms: int,
+        sent_ms: int,
+        asked: float | None = None,
+    ) -> None:
+        """The owner's stream for `prefix` starts at `at`; `asked` is when we asked for it
+        (monotonic, `now()`)."""
         self.flush(prefix, None)
         state = self._prefixes[prefix]
         state.live, state.epoch, state.sequence = True, at.epoch, at.sequence
         state.floor = at.sequence
-        state.valid_until = self._clock.until(valid_for_ms, sent_ms)
+        state.valid_until = self._clock.first(valid_for_ms, sent_ms, asked)
 
     def invalidated(
         self, prefix: str, at: Position, keys: Iterable[str], whole_prefix: bool
@@ -208,6 +217,10 @@ class NearCache:
         """Whether entries of `prefix` may be served now (inspection, tests)."""
         state = self._prefixes.get(prefix)
         return state is not None and self._monotonic() < state.valid_until
+
+    def now(self) -> float:
+        """The monotonic clock this cache's deadlines are on."""
+        return self._monotonic()
 
     def __len__(self) -> int:
         return len(self._storage)

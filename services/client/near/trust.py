@@ -7,6 +7,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from services.client.near.clock_offset import ClockOffset
+
 DEFAULT_MAX_STALENESS_MS = 1000
 # Keys whose last invalidation a prefix remembers; older ones raise its floor instead.
 RECENT_KEYS = 4096
@@ -62,11 +64,26 @@ class TrustClock:
         self.max_staleness_ms = max_staleness_ms
         self.monotonic = monotonic
         self._wall = wall
+        # Owners stamp with their wall clocks; ours may be ahead or behind.
+        self.offset = ClockOffset(monotonic=monotonic)
 
     def until(self, valid_for_ms: int, sent_ms: int) -> float:
         """Monotonic deadline: min(owner's validity, our bound) from the owner's stamp,
-        never from receipt, so a late delivery cannot stretch it."""
+        never from receipt, so a late delivery cannot stretch it. The delivery's delay
+        is measured against the clock offset the stream shows (clock_offset.py): a
+        wall clock ahead of the owner's would otherwise count as delay and disable
+        the near cache, one behind would hide a late delivery."""
         span = min(valid_for_ms, self.max_staleness_ms) / 1000
         if sent_ms > 0:
-            span -= max(0.0, self._wall() - sent_ms / 1000)
+            span -= self.offset.delay(self._wall() - sent_ms / 1000)
         return self.monotonic() + span
+
+    def first(self, valid_for_ms: int, sent_ms: int, asked: float | None) -> float:
+        """The deadline of a stream's start; `asked` is when it was asked for (monotonic):
+        the start was stamped after it, so no later than that."""
+        until = self.until(valid_for_ms, sent_ms)
+        if asked is None:
+            return until
+        # The first sample of a client's life cannot tell delay from offset:
+        # the request's round trip bounds this one's delay instead.
+        return min(until, asked + min(valid_for_ms, self.max_staleness_ms) / 1000)

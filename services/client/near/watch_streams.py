@@ -92,6 +92,7 @@ class WatchStreams:
     async def _watch_once(self, prefix: str, address: str) -> tuple[str | None, bool]:
         """Follow one stream; (address to go to next or None, whether it had started)."""
         near = self._near
+        asked = near.now()
         call = self._stub(address).Watch(cache_pb2.WatchRequest(prefixes=[prefix]))
         started = False
         try:
@@ -118,6 +119,7 @@ class WatchStreams:
                         event.position,
                         event.started.valid_for_ms,
                         event.started.sent_at_unix_ms,
+                        asked,
                     )
                     ok = started = True
                 else:

@@ -1,0 +1,1 @@
+"""Faults for tests and the long randomized run (`make nemesis`)."""
