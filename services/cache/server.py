@@ -153,6 +153,7 @@ class CacheServer:
             synchronous=settings.sqlite_synchronous,
             pool_size=settings.read_threads + 2,
             idle_transaction_timeout=settings.lease_seconds,
+            session_token=me.token,
         )
         ownership = LeaseOwnership(
             LeaseDb(db, me, self.advertised_address, settings.lease_seconds, clock.monotonic),
