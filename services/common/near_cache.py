@@ -27,7 +27,7 @@ DEFAULT_MAX_STALENESS_MS = 1000
 ENTRY_OVERHEAD = 160
 # Keys whose last invalidation a prefix remembers; older ones raise its floor instead.
 _RECENT_KEYS = 4096
-FLUSH_REASONS = ("gap", "epoch", "reset", "stream")
+FLUSH_REASONS = ("gap", "epoch", "reset", "stream", "silent")
 # Values returned as they are: immutable, so no caller can change what the next reads.
 _IMMUTABLE = (str, int, float, bool, type(None))
 
