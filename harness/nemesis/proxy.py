@@ -71,6 +71,10 @@ class BlackholeProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
+    def retarget(self, host: str, port: int) -> None:
+        """Send new connections to `host:port` (a target that picks its port after ours)."""
+        self._target = (host, port)
+
     @property
     def address(self) -> str:
         return f"{self._listen_host}:{self.port}"
