@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -91,18 +91,20 @@ class NemesisCluster:
             "GRPC_DRAIN_SECONDS": "1",
         }
 
-    def spawn(self, name: str) -> ServiceProcess:
-        """Start `name` (again) without waiting."""
+    def spawn(self, name: str, extra_env: Mapping[str, str] | None = None) -> ServiceProcess:
+        """Start `name` (again) without waiting; `extra_env` for this start only (a fault's
+        clock or disk, say)."""
         self._starts += 1
-        proc = start_service(
-            "cache", self._env(name), self.workdir, wait=False, label=f"{name}-{self._starts}"
-        )
+        env = {**self._env(name), **(extra_env or {})}
+        proc = start_service("cache", env, self.workdir, wait=False, label=f"{name}-{self._starts}")
         self.nodes[name] = proc
         return proc
 
-    async def start(self, name: str, within: float = 60.0) -> ServiceProcess:
+    async def start(
+        self, name: str, within: float = 60.0, extra_env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
         """Start `name` and wait until it serves."""
-        proc = self.spawn(name)
+        proc = self.spawn(name, extra_env)
         await asyncio.to_thread(wait_ready, proc, within)
         return proc
 

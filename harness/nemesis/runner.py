@@ -135,7 +135,12 @@ async def run(
             if watcher is not None:
                 await watcher
             if workload is not None:
-                await asyncio.wait_for(workload.close(), 60)
+                try:
+                    await asyncio.wait_for(workload.close(), 60)
+                except TimeoutError:
+                    # The rounds are judged already: a client that does not close in
+                    # time is logged, not allowed to lose the run's results.
+                    log.error("the workload's clients did not close within 60s")
             await cluster.close()
     return results
 
@@ -183,4 +188,6 @@ async def _round(  # noqa: PLR0917 (the round's collaborators, each once)
         result=result,
     )
     result.problems += epochs.backwards[backwards:]
+    if not epochs.seen:
+        result.problems.append("the lease table was never read: epochs went unchecked")
     return result, settled

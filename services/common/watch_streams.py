@@ -98,7 +98,9 @@ class WatchStreams:
         call = self._stub(address).Watch(cache_pb2.WatchRequest(prefixes=[prefix]))
         started = False
         try:
-            while True:
+            # Not `while True`: Python 3.11's wait_for can swallow a cancellation that
+            # lands as a read completes, and close() would then wait on a live stream.
+            while not self._closed:
                 event = await asyncio.wait_for(call.read(), self._stall)
                 if event is grpc.aio.EOF:  # type: ignore[attr-defined]
                     return None, started
@@ -127,5 +129,6 @@ class WatchStreams:
                     return (redirect if redirect and redirect != address else None), started
                 if not ok:
                     return None, started
+            return None, started
         finally:
             call.cancel()
