@@ -68,7 +68,7 @@ bench-quick: $(STAMP) deps ## The benchmarks in quick mode (under 2 minutes)
 	$(PY) -m bench --quick
 
 nemesis: $(STAMP) ## Random faults against three caches on SQLite and PostgreSQL (NEMESIS_SECONDS, default 600); writes its table into RELIABILITY.md
-	$(PY) -m harness.nemesis --seconds $${NEMESIS_SECONDS:-600} --reliability RELIABILITY.md
+	$(PY) -m harness.nemesis --seconds $${NEMESIS_SECONDS:-600} --reliability RELIABILITY.md --json var/nemesis.json
 
 soak: $(STAMP) ## A long soak run (SOAK_SECONDS, default 600)
 	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(PY) -m pytest tests/reliability/test_soak.py -p no:cacheprovider

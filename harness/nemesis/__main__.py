@@ -47,6 +47,7 @@ def main() -> int:
             )
     took = time.monotonic() - began
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
     if args.reliability:
         write_section(args.reliability, results, took)

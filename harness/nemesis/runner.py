@@ -173,6 +173,7 @@ async def _round(  # noqa: PLR0917 (the round's collaborators, each once)
         await asyncio.sleep(settings.settle_after)
     finally:
         await workload.stop()
+    ended_at = time.monotonic()
     result.problems += ctx.problems
     for name, proc in cluster.nodes.items():
         if proc.popen.poll() is not None:
@@ -185,6 +186,7 @@ async def _round(  # noqa: PLR0917 (the round's collaborators, each once)
         settled=settled,
         started_at=started_at,
         fault_at=fault_at,
+        ended_at=ended_at,
         result=result,
     )
     result.problems += epochs.backwards[backwards:]

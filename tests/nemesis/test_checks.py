@@ -25,6 +25,7 @@ def _check(segment: Segment, settled: object) -> RoundResult:
         settled={"p:k": settled},
         started_at=0.0,
         fault_at=1.5,
+        ended_at=3.0,
         result=result,
     )
     return result
@@ -53,8 +54,9 @@ def test_a_near_cache_read_past_its_bound_is_stale() -> None:
     assert _check(segment, "b").stale == 1
 
 
-def test_a_key_never_written_after_the_fault_is_a_problem() -> None:
+def test_a_key_never_written_after_the_fault_is_counted_unrecovered() -> None:
     segment = Segment()
     segment.add("p:k", Op(WRITE, "a", 1.0, 1.1))
     result = _check(segment, "a")
-    assert result.problems == ["p:k: no write acknowledged after the fault"]
+    assert (result.unrecovered, result.problems) == (1, [])
+    assert result.window == 1.5
