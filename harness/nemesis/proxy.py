@@ -70,6 +70,8 @@ class BlackholeProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        # One task per connection, ended by close() so the loop stops with none pending.
+        self._conns: set[asyncio.Task[None]] = set()
 
     def retarget(self, host: str, port: int) -> None:
         """Send new connections to `host:port` (a target that picks its port after ours)."""
@@ -168,10 +170,17 @@ class BlackholeProxy:
             self._server.close()
         for writer in list(self._writers):
             writer.close()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
         self._set_cut(Direction(0))
 
     async def _accept(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._conns.add(task)
+            task.add_done_callback(self._conns.discard)
         try:
             t_reader, t_writer = await asyncio.open_connection(*self._target)
         except OSError:
