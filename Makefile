@@ -10,7 +10,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 CACHE_REPLICAS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run run-observed test test-fast test-stress lint gen gen-check bench bench-quick soak deps image release-protos clean
+.PHONY: help run run-observed test test-fast test-stress lint gen gen-check bench bench-quick nemesis soak deps image release-protos clean
 
 help: ## Print this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,6 +98,9 @@ bench: $(STAMP) deps ## Run the benchmarks; writes BENCHMARKS.md and bench/resul
 
 bench-quick: $(STAMP) deps ## The benchmarks in quick mode (under 2 minutes)
 	$(PY) -m bench --quick
+
+nemesis: $(STAMP) ## Random faults against three caches on SQLite and PostgreSQL (NEMESIS_SECONDS, default 600); writes its table into RELIABILITY.md
+	$(PY) -m harness.nemesis --seconds $${NEMESIS_SECONDS:-600} --reliability RELIABILITY.md --json var/nemesis.json
 
 soak: $(STAMP) ## A long soak run (SOAK_SECONDS, default 600)
 	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(PY) -m pytest tests/reliability/test_soak.py -p no:cacheprovider

@@ -146,13 +146,18 @@ class ServiceProcess:
 
 
 def spawn(
-    module_args: Sequence[str], env: Mapping[str, str], workdir: Path, label: str
+    module_args: Sequence[str],
+    env: Mapping[str, str],
+    workdir: Path,
+    label: str,
+    prefix: Sequence[str] = (),
 ) -> ServiceProcess:
     """Start `python -m <module_args...>` with `env` over a clean base environment; do not wait.
 
     The child is told MARKETCACHE_READY_FILE (`<workdir>/<label>.ready.json`), where a
     marketcache process writes its bound addresses once it serves; its output goes to
-    `<workdir>/<label>.log`.
+    `<workdir>/<label>.log`. A `prefix` runs it through another command (for
+    example `ip netns exec <ns>`, which execs in place: the pid stays the child's).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     ready = workdir / f"{label}.ready.json"
@@ -169,7 +174,7 @@ def spawn(
     }
     with log_path.open("ab") as log_file:
         popen = subprocess.Popen(
-            [sys.executable, "-m", *module_args],
+            [*prefix, sys.executable, "-m", *module_args],
             cwd=str(REPO),
             env=full_env,
             stdout=log_file,

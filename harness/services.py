@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ def start_service(
     timeout: float = 30.0,
     label: str | None = None,
     http: bool = False,
+    prefix: Sequence[str] = (),
 ) -> ServiceProcess:
     """Start `python -m services.<name>` with `env` over a clean base environment.
 
@@ -27,7 +28,7 @@ def start_service(
     or for an `http` process (the gateway, ready file `{"http": "host:port"}`)
     GET /healthz answering 200.
     """
-    proc = spawn([f"services.{name}"], env, workdir, label or name)
+    proc = spawn([f"services.{name}"], env, workdir, label or name, prefix)
     if wait:
         (wait_http_ready if http else wait_ready)(proc, timeout=timeout)
     return proc

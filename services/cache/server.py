@@ -78,7 +78,7 @@ class CacheServer:
         admission = Admission(keys, TtlPolicy(settings.default_ttl, settings.max_ttl), limits)
         stats = CacheStats(registry, settings.max_prefix_labels)
         urls = settings.db_urls or (settings.db_url,)
-        dbs = [self._db(url) for url in urls]
+        dbs = [self._db(url, me.token) for url in urls]
         leases = [self._leases(db, me, metrics, clock) for db in dbs]
         # Shards (#16): one database, leases and store per URL, each prefix at its home.
         self._homes: Homes | None = None
@@ -153,7 +153,7 @@ class CacheServer:
         self.process = GrpcProcess(settings.server, registry, [SERVICE], self._register)
         self.process.on_stop(self._close)
 
-    def _db(self, url: str) -> CacheDb:
+    def _db(self, url: str, session_token: str) -> CacheDb:
         """The database of one URL."""
         settings = self.settings
         return CacheDb(
@@ -163,6 +163,7 @@ class CacheServer:
             idle_transaction_timeout=settings.lease_seconds,
             max_bytes=settings.db_max_bytes,
             owner=settings.node_id,
+            session_token=session_token,
         )
 
     def _leases(

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.nemesis.staleness import load, violations
 from harness.process import ServiceProcess, spawn
 from marketcache.v1 import cache_pb2
 from services.client import CacheClient
 from tests.cache.harness import ADMIN_TOKEN, cache_env
-from tests.near_cache.staleness import load, violations
 from tests.ownership.cluster import Cluster
 from tests.support.polling import eventually
 from tests.support.processes import stack_of, start_service

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.near_cache.staleness import Read, Write, violations
+from harness.nemesis.staleness import Read, Write, violations
 
 WRITES = [
     Write("k", "v1", sent=0.0, acked=0.1),

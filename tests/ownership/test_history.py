@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.nemesis.linearizability import READ, WRITE, Op, check_register
 from services.cache.ownership.membership import preferred
 from services.client import CacheClient, CacheError
 from tests.ownership.cluster import LEASE_SECONDS, Cluster
-from tests.ownership.linearizability import READ, WRITE, Op, check_register
 from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.slow]

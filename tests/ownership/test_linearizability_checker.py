@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tests.ownership.linearizability import READ, WRITE, Op, check_register
+from harness.nemesis.linearizability import READ, WRITE, Op, check_register
 
 
 def w(value: object, invoke: float, complete: float | None) -> Op:

@@ -1,5 +1,5 @@
 """64-way Set/MSet/Get through three caches while their PostgreSQL fails over, recorded as
-a per-key register history (tests/ownership/linearizability.py judges it)."""
+a per-key register history (harness/nemesis/linearizability.py judges it)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from harness.nemesis.linearizability import READ, WRITE, Op, Verdict, check_register
 from marketcache.v1 import cache_pb2
 from services.client import CacheClient, CacheError, CacheUnavailable
 from tests.ownership.cluster import Cluster
-from tests.ownership.linearizability import READ, WRITE, Op, Verdict, check_register
 
 WORKERS = 64
 PREFIXES = [f"fo{i}" for i in range(16)]

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.nemesis.report import kept_section
 from tests.reliability.records import REPORT_DIR_VAR, Record, load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                 check=False,
             ).stdout.strip()
         )
-        args.out.write_text(render(records, commit=commit or "unknown", seconds=seconds))
+        text = render(records, commit=commit or "unknown", seconds=seconds)
+        # The nemesis table comes from its own run (make nemesis): kept as it stands.
+        kept = kept_section(args.out)
+        args.out.write_text(text.rstrip("\n") + "\n\n" + kept + "\n" if kept else text)
         summary = {r.test: r.lost for r in records}
         print(json.dumps(summary, indent=1))
     return code

@@ -11,7 +11,8 @@ taken over on expiry, handed over to balance; `lease_db` runs its
 transactions in the cache's database, `membership` decides who should own
 what (rendezvous hashing over the live members), `liveness` tells when a
 process on this host has exited (its leases need not expire first) and
-`lease_metrics` counts leases, members and forwarded calls. What the store
+`lease_metrics` counts leases, members and forwarded calls; `lapsed` lets a
+taker end the blocking database session of an owner whose lease has expired. What the store
 asks of an owner is declared by the store (`services.cache.store.cache_store.Ownership`).
 """
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, delete, or_, select, update
+from sqlalchemy.exc import OperationalError
 
+from services.cache.ownership.lapsed import end_lapsed_owner_sessions, is_lock_timeout
 from services.cache.storage.db import CacheDb
 from services.cache.storage.tables import leases, members
 
@@ -148,7 +150,22 @@ class LeaseDb:
 
     def acquire(self, prefix: str, exited: Collection[str] = ()) -> Claim:
         """Take `prefix` if its lease is free: missing, expired, released, already ours,
-        or held by one of the `exited` incarnations (proven gone). Epoch +1 unless ours."""
+        or held by one of the `exited` incarnations (proven gone). Epoch +1 unless ours.
+
+        On PostgreSQL, a lease row still locked by its lapsed owner's session (a
+        link gone silent mid-commit) has that session ended, then one more try.
+        """
+        try:
+            return self._acquire(prefix, exited)
+        except OperationalError as exc:
+            if self._db.dialect != "postgresql" or not is_lock_timeout(exc):
+                raise
+            with self._db.transaction(lock_timeout=self._lock_timeout) as conn:
+                if not end_lapsed_owner_sessions(conn, prefix, self.me.token):
+                    raise
+            return self._acquire(prefix, exited)
+
+    def _acquire(self, prefix: str, exited: Collection[str]) -> Claim:
         started = self._monotonic()
         me = self.me
         with self._db.transaction(lock_timeout=self._lock_timeout) as conn:

@@ -29,6 +29,11 @@ R = TypeVar("R")
 
 # A forwarded call without a deadline of its own gets this one (seconds).
 FORWARD_TIMEOUT = 10.0
+# A forward gives up this share of the caller's remaining time early (at most
+# FORWARD_MARGIN seconds), so that a silent owner is answered UNAVAILABLE before
+# the caller's own deadline passes, not left to it as DEADLINE_EXCEEDED.
+FORWARD_SHARE = 0.2
+FORWARD_MARGIN = 0.25
 # Metadata a forwarded call carries on (admin calls need their token at the owner).
 _PASSED_ON = frozenset({"authorization"})
 
@@ -207,9 +212,20 @@ class Router:
         if remaining is not None and remaining <= 0:
             # The caller gave up: a late forward would only act behind its back.
             raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed")
-        timeout = FORWARD_TIMEOUT if remaining is None else remaining
+        if remaining is None:
+            timeout = FORWARD_TIMEOUT
+        else:
+            timeout = remaining - min(FORWARD_MARGIN, remaining * FORWARD_SHARE)
         call = getattr(self._peers.stub(owner.address), method)
         try:
             return await call(request, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                # The owner is slow or cut off from us (a silent link answers nothing).
+                raise ServiceError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"forwarded to {owner.node_id} at {owner.address}: no answer within "
+                    f"{timeout:.2f}s (the owner is slow or unreachable from this node); a "
+                    "write may or may not have been applied: read it back before retrying",
+                ) from None
             raise ForwardedError(exc, owner) from None

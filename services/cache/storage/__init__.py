@@ -5,5 +5,10 @@
 - `group_commit`: one writer thread, one transaction per group of writes;
 - `readers`: database reads on a small thread pool;
 - `db_link`: whether the database answers (one log line per change);
-- `replication`: whether PostgreSQL replicates synchronously (checked at start).
+- `replication`: whether PostgreSQL replicates synchronously (checked at start);
+- `disk`: a full disk or the `CACHE_DB_MAX_BYTES` quota (the alarm, the reserve that
+  keeps lease heartbeats renewing, recovery);
+- `pg_session`: PostgreSQL session settings (keepalives, `tcp_user_timeout`, the
+  session's name that carries the lease token);
+- `db_watchdog`: ends a connection checked out past two leases (a silent link).
 """

@@ -31,7 +31,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from services.cache.storage.db_link import DbLink
+from services.cache.storage.db_watchdog import Watchdog, watch_checkouts
 from services.cache.storage.disk import DiskGuard, is_disk_full
+from services.cache.storage.pg_session import connect_args
 from services.cache.storage.tables import entries, leases, metadata
 from services.cache.storage.writes import (
     STORED,
@@ -75,9 +77,11 @@ class CacheDb:
         idle_transaction_timeout: float | None = None,
         max_bytes: int = 0,
         owner: str = "",
+        session_token: str | None = None,
     ) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        self.watchdog: Watchdog | None = None
         # Up or down, told by every caller; logs once per change (never the password).
         self.link = DbLink(parsed.render_as_string(hide_password=True))
         kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 4}
@@ -86,17 +90,21 @@ class CacheDb:
             # The writer thread and the reader pool share pooled connections.
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs["pool_pre_ping"] = True
+            # Pinged at checkout: by the pool, or by the watchdog when there is one.
+            kwargs["pool_pre_ping"] = idle_transaction_timeout is None
             if idle_transaction_timeout is not None:
-                # A paused process must not hold its row locks (and so every other
-                # node's takeover) for longer than a lease: the server ends its session.
-                ms = max(1, int(idle_transaction_timeout * 1000))
-                kwargs["connect_args"] = {"options": f"-c idle_in_transaction_session_timeout={ms}"}
+                # A paused process or a silent link must not hold its row locks (and
+                # so every other node's takeover) for much longer than a lease.
+                kwargs["connect_args"] = connect_args(idle_transaction_timeout, session_token)
         self.engine: Engine = create_engine(url, **kwargs)
         # Full disk or quota: the alarm, the heartbeat's reserve, recovery (disk.py).
         self.disk = DiskGuard(self._sqlite_file, self.size_bytes, max_bytes=max_bytes, owner=owner)
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine, synchronous)
+        elif idle_transaction_timeout is not None:
+            self.watchdog = watch_checkouts(
+                self.engine, 2 * idle_transaction_timeout, self.link.name
+            )
         self.insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
         # Our leases among some prefixes, built once (the writer asks in every transaction).
         # FOR SHARE on PostgreSQL: a concurrent takeover (an UPDATE of the row) waits
@@ -127,6 +135,8 @@ class CacheDb:
 
     def dispose(self) -> None:
         """Close every pooled connection."""
+        if self.watchdog is not None:
+            self.watchdog.stop()
         self.engine.dispose()
 
     @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-FLUSH_REASONS = ("gap", "epoch", "reset", "stream")
+FLUSH_REASONS = ("gap", "epoch", "reset", "stream", "silent")
 
 
 class NearMetrics:

@@ -75,15 +75,18 @@ class WatchStreams:
         failures = 0
         while not self._closed:
             redirect: str | None = None
+            reason = "stream"
             try:
                 redirect, healthy = await self._watch_once(prefix, address)
             except grpc.aio.AioRpcError as exc:
                 healthy = False
                 log.debug("watch of %r at %s ended: %s", prefix, address, exc.code().name)
             except TimeoutError:
+                # Open but silent (a partition that leaves the socket up): counted apart.
                 healthy = False
-                log.debug("watch of %r at %s stalled", prefix, address)
-            self._near.flush(prefix, "stream")
+                reason = "silent"
+                log.warning("watch of %r at %s went silent for %.1fs", prefix, address, self._stall)
+            self._near.flush(prefix, reason)
             address = redirect or self._address
             failures = 0 if healthy else failures + 1
             if redirect is None:

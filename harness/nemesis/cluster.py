@@ -1,0 +1,126 @@
+"""Three cache processes on one database, every link of theirs behind a blackhole proxy.
+
+Each node listens on a port of its own and advertises a proxy in front of it, so
+peers' forwards, clients' calls and Watch streams all cross `node_proxy[name]`;
+on PostgreSQL its database link crosses `db_proxy[name]` too. A node killed with
+-9 starts again on the same port, behind the same proxies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from harness.nemesis.proxy import BlackholeProxy
+from harness.process import ServiceProcess
+from harness.readiness import wait_ready
+from harness.services import start_service
+
+NODES = ("node0", "node1", "node2")
+ADMIN_TOKEN = "nemesis-admin"
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (a node restarts on the same one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def fresh_postgres(admin_dsn: str) -> Iterator[str]:
+    """A new database on the server of `admin_dsn`; its SQLAlchemy URL; dropped afterwards."""
+    name = f"mc_nemesis_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class NemesisCluster:
+    """The nodes, their proxies, and how to start them again."""
+
+    def __init__(self, db_url: str, workdir: Path, lease_seconds: float) -> None:
+        self.db_url = db_url
+        self.workdir = workdir
+        self.lease_seconds = lease_seconds
+        self.dialect = make_url(db_url).get_backend_name()
+        self.nodes: dict[str, ServiceProcess] = {}
+        # The proxies listen first: a port picked for a node and released, then taken
+        # by a proxy's bind to port 0, would leave the node unable to listen.
+        self.node_proxy = {name: BlackholeProxy("127.0.0.1", 0).start() for name in NODES}
+        self.ports = {name: free_port() for name in NODES}
+        for name, port in self.ports.items():
+            self.node_proxy[name].retarget("127.0.0.1", port)
+        self.db_proxy: dict[str, BlackholeProxy] = {}
+        if self.dialect == "postgresql":
+            url = make_url(db_url)
+            for name in NODES:
+                self.db_proxy[name] = BlackholeProxy(url.host or "127.0.0.1", url.port or 5432)
+                self.db_proxy[name].start()
+        self._starts = 0
+
+    def address(self, name: str) -> str:
+        """Where clients and peers reach `name`: its proxy."""
+        return self.node_proxy[name].address
+
+    def _env(self, name: str) -> dict[str, str]:
+        db_url = self.db_url
+        if name in self.db_proxy:
+            proxied = make_url(db_url).set(host="127.0.0.1", port=self.db_proxy[name].port)
+            db_url = proxied.render_as_string(hide_password=False)
+        return {
+            "CACHE_LISTEN": f"127.0.0.1:{self.ports[name]}",
+            "CACHE_ADVERTISE_ADDR": self.address(name),
+            "CACHE_METRICS_LISTEN": "127.0.0.1:0",
+            "CACHE_DB_URL": db_url,
+            "CACHE_NODE_ID": name,
+            "CACHE_LEASE_SECONDS": str(self.lease_seconds),
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "GRPC_DRAIN_SECONDS": "1",
+        }
+
+    def spawn(self, name: str, extra_env: Mapping[str, str] | None = None) -> ServiceProcess:
+        """Start `name` (again) without waiting; `extra_env` for this start only (a fault's
+        clock or disk, say)."""
+        self._starts += 1
+        env = {**self._env(name), **(extra_env or {})}
+        proc = start_service("cache", env, self.workdir, wait=False, label=f"{name}-{self._starts}")
+        self.nodes[name] = proc
+        return proc
+
+    async def start(
+        self, name: str, within: float = 60.0, extra_env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
+        """Start `name` and wait until it serves."""
+        proc = self.spawn(name, extra_env)
+        await asyncio.to_thread(wait_ready, proc, within)
+        return proc
+
+    async def start_all(self) -> None:
+        procs = [self.spawn(name) for name in NODES]
+        for proc in procs:
+            await asyncio.to_thread(wait_ready, proc, 90.0)
+
+    def logs(self) -> str:
+        """Every log of every node started so far."""
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("*.log")))
+
+    async def close(self) -> None:
+        for proxy in [*self.node_proxy.values(), *self.db_proxy.values()]:
+            proxy.heal()
+        for proc in self.nodes.values():
+            await asyncio.to_thread(proc.stop)
+        for proxy in [*self.node_proxy.values(), *self.db_proxy.values()]:
+            proxy.close()
