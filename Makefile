@@ -10,7 +10,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 CACHE_REPLICAS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run run-observed test test-fast lint gen gen-check bench bench-quick soak deps clean
+.PHONY: help run run-observed test test-fast lint gen gen-check bench bench-quick bench-check soak deps clean
 
 help: ## Print this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,9 @@ bench: $(STAMP) deps ## Run the benchmarks; writes BENCHMARKS.md and bench/resul
 
 bench-quick: $(STAMP) deps ## The benchmarks in quick mode (under 2 minutes)
 	$(PY) -m bench --quick
+
+bench-check: $(STAMP) ## Cost-per-call ratios to the floor, quickly (< 3 min); fails if one is >20% worse than BENCHMARKS.md's
+	$(PY) -m bench.check
 
 soak: $(STAMP) ## A long soak run (SOAK_SECONDS, default 600)
 	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(PY) -m pytest tests/reliability/test_soak.py -p no:cacheprovider
