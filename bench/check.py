@@ -84,10 +84,13 @@ def _met(target: Target, ratio: float) -> bool:
     return ratio <= target.bound if target.kind == "max" else ratio >= target.bound
 
 
-async def _measure_all(reps: int, seconds: float, workdir: Path) -> dict[str, float]:
+async def _measure_all(
+    reps: int, seconds: float, workdir: Path, extra: dict[str, str]
+) -> dict[str, float]:
     """Per target id, the median ratio of marketcache over the floor."""
     floor = start_floor(workdir / "floor")
-    cache = start_service("cache", cache_env(workdir / "cache"), workdir, label="cache-check")
+    env = cache_env(workdir / "cache", **extra)
+    cache = start_service("cache", env, workdir, label="cache-check")
     peers = [StubPeer(FLOOR, floor.grpc_address), StubPeer(MC_STUB, cache.grpc_address)]
     try:
         ks = kv.Keyspace.build(10_000)
@@ -125,12 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.5, help="per repetition")
     parser.add_argument("--record", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument(
+        "--cache-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of the cache process (e.g. MARKETCACHE_EVENT_LOOP=asyncio)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     before = recorded(args.record.read_text()) if args.record.exists() else {}
     workdir = Path(tempfile.mkdtemp(prefix="marketcache-bench-check-"))
     print("side by side, medians of interleaved repetitions (raw stub / bare grpc.aio floor):")
     try:
-        ratios = asyncio.run(_measure_all(args.reps, args.seconds, workdir))
+        extra = dict(item.split("=", 1) for item in args.cache_env)
+        ratios = asyncio.run(_measure_all(args.reps, args.seconds, workdir, extra))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     failed = False

@@ -6,6 +6,7 @@ thread and reads from a small reader pool.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from services.cache.db_link import DbLink
+from services.cache.sqlite_writer import SqliteWriter, all_puts
 from services.cache.tables import entries, leases, metadata
 from services.cache.writes import (
     STORED,
@@ -106,6 +108,14 @@ class CacheDb:
         # Built once: the writer runs it in every transaction, and building it
         # through SQLAlchemy Core cost more CPU than SQLite's commit.
         self._upsert_sql = _upsert_sql("?" if self.dialect == "sqlite" else "%s")
+        # SQLite: groups of Sets skip SQLAlchemy on the writer thread (#22).
+        self._sqlite_writer = (
+            SqliteWriter(
+                self.engine.raw_connection, functools.partial(_upsert_sql, "?"), leases.name
+            )
+            if self.dialect == "sqlite"
+            else None
+        )
 
     def create_schema(self) -> None:
         """Create the SQLite file's directory, the tables and indexes when missing."""
@@ -120,6 +130,8 @@ class CacheDb:
 
     def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
         self.engine.dispose()
 
     @contextmanager
@@ -161,6 +173,8 @@ class CacheDb:
         under, checked in this same transaction; otherwise it is skipped (None)
         while the others commit.
         """
+        if self._sqlite_writer is not None and all_puts(submissions):
+            return self._sqlite_writer.apply(submissions, now, fence)  # type: ignore[arg-type]
         with self.transaction() as conn:
             refused = self._refused(conn, submissions, fence) if fence is not None else set()
             outcomes: list[Outcomes] = []
@@ -266,13 +280,15 @@ class CacheDb:
             conn.execute(text("SELECT 1"))
 
 
-def _upsert_sql(mark: str) -> str:
-    """INSERT ... ON CONFLICT DO UPDATE of one entry (SQLite and PostgreSQL say it alike)."""
+def _upsert_sql(mark: str, rows: int = 1) -> str:
+    """INSERT ... ON CONFLICT DO UPDATE of `rows` entries (SQLite and PostgreSQL say it
+    alike; several rows must have distinct keys on PostgreSQL)."""
     columns = [c.name for c in entries.columns]
     assert columns == ["key", "prefix", "value", "expires_at", "updated_at"], columns
+    row = f"({', '.join([mark] * len(columns))})"
     return (
         f'INSERT INTO {entries.name} ("key", prefix, value, expires_at, updated_at) '
-        f"VALUES ({', '.join([mark] * len(columns))}) "
+        f"VALUES {', '.join([row] * rows)} "
         'ON CONFLICT ("key") DO UPDATE SET prefix = excluded.prefix, value = excluded.value, '
         "expires_at = excluded.expires_at, updated_at = excluded.updated_at"
     )
