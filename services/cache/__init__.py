@@ -16,7 +16,8 @@ the design overview is docs/architecture.md):
   `tenure` (what a gained or lost lease means to memory), `stats`.
 - Writing and reading the database: `writes` (the write operations, their
   outcomes, the one branch on their kind), `group_commit` (one writer thread,
-  one transaction per group), `readers` (the read pool), `db` and `tables`.
+  one transaction per group), `readers` (the read pool), `db` and `tables`,
+  `sqlite_writer` (a group of Sets on SQLite, straight on the driver).
 - Ownership: the `ownership` subpackage (leases, membership, the read-only
   view for routing); `clock` is the time everything reads.
 """
