@@ -23,11 +23,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create .venv and install the project with its dev dependencies
 
-deps: ## Install the Debian packages the tests use (prometheus/promtool, redis-server, chromium, PostgreSQL 15 server tools)
+deps: ## Install the Debian packages the tests and benchmarks use (prometheus/promtool, redis-server, chromium, PostgreSQL 15 server tools, perf)
 	@if ! command -v promtool >/dev/null || ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null \
-	  || ! test -x /usr/lib/postgresql/15/bin/pg_basebackup || ! command -v runuser >/dev/null; then \
+	  || ! test -x /usr/lib/postgresql/15/bin/pg_basebackup || ! command -v runuser >/dev/null \
+	  || ! command -v perf >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus redis-server chromium \
-	    postgresql-15 postgresql-client-15 util-linux >/dev/null; \
+	    postgresql-15 postgresql-client-15 util-linux linux-perf >/dev/null; \
 	fi
 
 run: $(STAMP) ## Start the whole system on embedded defaults (SQLite, synthetic data)
