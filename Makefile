@@ -10,7 +10,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 CACHE_REPLICAS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run run-observed test test-fast test-stress lint gen gen-check bench bench-quick nemesis soak deps image release-protos clean
+.PHONY: help run run-observed test test-fast test-stress lint gen gen-check bench bench-quick bench-check nemesis soak deps image release-protos clean
 
 help: ## Print this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,12 +43,13 @@ $(BUF_DEPS): $(STAMP)
 	mkdir -p $(@D)
 	cp "$$($(PY) -c 'import google.api.annotations_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parent)')"/{annotations,http}.proto $(@D)/
 
-deps: ## Install the Debian packages the tests use (prometheus/promtool, redis-server, chromium, PostgreSQL 15 server tools, libfaketime, podman, runc, mmdebstrap, nodejs/npm)
+deps: ## Install the Debian packages the tests use (prometheus/promtool, redis-server, chromium, PostgreSQL 15 server tools, libfaketime, podman, runc, mmdebstrap, nodejs/npm, perf)
 	@if ! command -v promtool >/dev/null || ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null \
 	  || ! test -x /usr/lib/postgresql/15/bin/pg_basebackup || ! command -v runuser >/dev/null \
-	  || ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v faketime >/dev/null; then \
+	  || ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v faketime >/dev/null \
+	  || ! command -v perf >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus redis-server chromium \
-	    postgresql-15 postgresql-client-15 util-linux faketime podman runc mmdebstrap >/dev/null; \
+	    postgresql-15 postgresql-client-15 util-linux faketime podman runc mmdebstrap linux-perf >/dev/null; \
 	fi
 	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
@@ -101,6 +102,9 @@ bench-quick: $(STAMP) deps ## The benchmarks in quick mode (under 2 minutes)
 
 nemesis: $(STAMP) ## Random faults against three caches on SQLite and PostgreSQL (NEMESIS_SECONDS, default 600); writes its table into RELIABILITY.md
 	$(PY) -m harness.nemesis --seconds $${NEMESIS_SECONDS:-600} --reliability RELIABILITY.md --json var/nemesis.json
+
+bench-check: $(STAMP) ## Cost-per-call ratios to the floor, quickly (< 3 min); fails if one is >20% worse than BENCHMARKS.md's
+	$(PY) -m bench.check
 
 soak: $(STAMP) ## A long soak run (SOAK_SECONDS, default 600)
 	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(PY) -m pytest tests/reliability/test_soak.py -p no:cacheprovider

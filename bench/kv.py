@@ -12,6 +12,7 @@ from bench.peers import AsyncPeer, Peer, SyncPeer
 from bench.results import (
     FLOOR,
     GET_C16,
+    GET_C32,
     GET_C64,
     GET_P50,
     GET_P99,
@@ -202,6 +203,13 @@ WORKLOADS = (
         (GET_C16,),
         (FLOOR, REDIS_ASYNC, MC_CLIENT, MC_STUB),
         _get_concurrent(GET_C16, 16),
+        {REDIS.key: _SEQUENTIAL_ONLY, REDIS_AOF.key: _READ_ONLY_PEER},
+    ),
+    Workload(
+        "get-c32",
+        (GET_C32,),
+        (FLOOR, REDIS_ASYNC, MC_CLIENT, MC_STUB),
+        _get_concurrent(GET_C32, 32),
         {REDIS.key: _SEQUENTIAL_ONLY, REDIS_AOF.key: _READ_ONLY_PEER},
     ),
     Workload(

@@ -15,7 +15,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import psutil
@@ -29,6 +29,7 @@ from harness.services import start_service
 
 # The frame under which the event loop runs callbacks: a sample below it is busy.
 BUSY = "Handle._run (asyncio/events.py)"
+RUNNER = "Runner.run (asyncio/runners.py)"
 # workload -> (concurrency, op factory)
 OpFactory = Callable[[StubPeer, kv.Keyspace], drivers.AsyncOp]
 WORKLOADS: dict[str, tuple[int, OpFactory]] = {
@@ -51,22 +52,37 @@ def _cpu(pid: int) -> float:
     return float(times.user + times.system)
 
 
+class Counted:
+    """A workload's op on a preloaded, warmed-up server, counting its calls."""
+
+    def __init__(self, op: drivers.AsyncOp, concurrency: int) -> None:
+        self._op = op
+        self.concurrency = concurrency
+        self.count = 0
+
+    @classmethod
+    async def prepare(cls, peer: StubPeer, workload: str) -> Counted:
+        concurrency, factory = WORKLOADS[workload]
+        ks = kv.Keyspace.build(10_000)
+        await kv.preload(peer, ks)
+        op = factory(peer, ks)
+        await drivers.throughput(op, concurrency, 1.0)  # warm-up
+        return cls(op, concurrency)
+
+    async def __call__(self, i: int) -> None:
+        self.count += 1
+        await self._op(i)
+
+    async def run(self, seconds: float) -> float:
+        """Ops per second over `seconds`."""
+        return await drivers.throughput(self, self.concurrency, seconds)
+
+
 async def measure(
     proc: ServiceProcess, peer: StubPeer, workload: str, seconds: float, spy_out: Path | None
 ) -> str:
     """Run the workload; the line to print. With `spy_out`, py-spy samples the server."""
-    concurrency, factory = WORKLOADS[workload]
-    ks = kv.Keyspace.build(10_000)
-    await kv.preload(peer, ks)
-    op = factory(peer, ks)
-    count = 0
-
-    async def counted(i: int) -> None:
-        nonlocal count
-        count += 1
-        await op(i)
-
-    await drivers.throughput(op, concurrency, 1.0)  # warm-up
+    counted = await Counted.prepare(peer, workload)
     spy = None
     binary = _py_spy()
     if spy_out is not None and binary is not None:
@@ -76,11 +92,11 @@ async def measure(
             binary, *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )
     before = _cpu(proc.pid)
-    rate = await drivers.throughput(counted, concurrency, seconds)
+    rate = await counted.run(seconds)
     used = _cpu(proc.pid) - before
     if spy is not None:
         await spy.wait()
-    return f"{rate:9.0f} ops/s   server CPU {1e6 * used / max(count, 1):7.0f} µs/op"
+    return f"{rate:9.0f} ops/s   server CPU {1e6 * used / max(counted.count, 1):7.0f} µs/op"
 
 
 def top_frames(raw: Path, limit: int = 30) -> list[str]:
@@ -90,36 +106,52 @@ def top_frames(raw: Path, limit: int = 30) -> list[str]:
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
-        if BUSY not in frames:
-            continue  # idle in epoll, or another thread
+        # Under uvloop callbacks run from C: the loop thread's samples hang under the
+        # runner (py-spy leaves idle samples out, so every one of them is busy).
+        anchor = BUSY if BUSY in frames else RUNNER if RUNNER in frames else None
+        if anchor is None:
+            continue  # another thread
         busy += int(count)
-        for frame in set(frames[frames.index(BUSY) + 1 :]):
+        for frame in set(frames[frames.index(anchor) + 1 :]):
             inclusive[frame] += int(count)
     return [
         f"{100 * n / busy:5.1f}%  {frame}"
         for frame, n in inclusive.most_common()
-        if "asyncio/" not in frame
+        if "asyncio/" not in frame and frame != RUNNER
     ][:limit]
+
+
+# One server's run: its label ("floor" or "cache"), process and stub; the line to print.
+ServerMeasure = Callable[[str, ServiceProcess, StubPeer], Awaitable[str]]
+
+
+async def on_each_server(workdir: Path, workload: str, measure: ServerMeasure) -> None:
+    """Run `measure` on the floor, then on a cache process; print what each returns."""
+    floor = start_floor(workdir)
+    try:
+        peer = StubPeer(FLOOR, floor.grpc_address)
+        print(f"floor  {workload:6s}", await measure("floor", floor, peer))
+        await peer.aclose()
+    finally:
+        floor.stop()
+    cache = start_service("cache", cache_env(workdir / "data"), workdir, label="cache")
+    try:
+        peer = StubPeer(MC_STUB, cache.grpc_address)
+        print(f"cache  {workload:6s}", await measure("cache", cache, peer))
+        await peer.aclose()
+    finally:
+        cache.stop()
 
 
 async def run(workload: str, seconds: float) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="marketcache-profile-"))
     spy_out = workdir / "cache.raw" if _py_spy() else None
+
+    async def one(label: str, proc: ServiceProcess, peer: StubPeer) -> str:
+        return await measure(proc, peer, workload, seconds, spy_out if label == "cache" else None)
+
     try:
-        floor = start_floor(workdir)
-        try:
-            peer = StubPeer(FLOOR, floor.grpc_address)
-            print(f"floor  {workload:6s}", await measure(floor, peer, workload, seconds, None))
-            await peer.aclose()
-        finally:
-            floor.stop()
-        cache = start_service("cache", cache_env(workdir / "data"), workdir, label="cache")
-        try:
-            peer = StubPeer(MC_STUB, cache.grpc_address)
-            print(f"cache  {workload:6s}", await measure(cache, peer, workload, seconds, spy_out))
-            await peer.aclose()
-        finally:
-            cache.stop()
+        await on_each_server(workdir, workload, one)
         if spy_out is None:
             print("(install py-spy for a profile of the cache process)")
         elif spy_out.exists():

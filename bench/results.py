@@ -66,6 +66,7 @@ COLUMNS = (FLOOR, REDIS, REDIS_ASYNC, REDIS_AOF, MC_CLIENT, MC_STUB)
 GET_P50 = Row("get_seq_p50", "Get hit, sequential: p50", "µs", False)
 GET_P99 = Row("get_seq_p99", "Get hit, sequential: p99", "µs", False)
 GET_C16 = Row("get_c16", "Get hit, concurrency 16", "ops/s", True)
+GET_C32 = Row("get_c32", "Get hit, concurrency 32", "ops/s", True)
 GET_C64 = Row("get_c64", "Get hit, concurrency 64", "ops/s", True)
 MGET = Row("mget100", "MGet of 100 keys, sequential", "keys/s", True)
 SET_C1 = Row("set_c1", "Durable Set, concurrency 1", "ops/s", True)
@@ -78,6 +79,7 @@ KV_ROWS = (
     GET_P50,
     GET_P99,
     GET_C16,
+    GET_C32,
     GET_C64,
     MGET,
     SET_C1,

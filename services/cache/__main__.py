@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.cache.config import CacheSettings
 from services.cache.server import serve
+from services.common import event_loop
 from services.common.config import Env, load_or_exit
 from services.common.logsetup import configure_logging
 
@@ -15,7 +14,7 @@ def main() -> None:
     env = Env()
     settings = load_or_exit(lambda: CacheSettings.from_env(env))
     load_or_exit(lambda: configure_logging(env, service="cache"))
-    raise SystemExit(asyncio.run(serve(settings)))
+    raise SystemExit(event_loop.run(serve(settings)))
 
 
 if __name__ == "__main__":

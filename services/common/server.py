@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from services.common.config import Env, parse_address
-from services.common.grpc_metrics import MetricsInterceptor, ServerMetrics
+from services.common.grpc_metrics import ServerMetrics
 from services.common.reflection import enable_reflection
-from services.common.request_decoding import DecodeGuard
 from services.common.tls import TlsConfig
+from services.common.unary_calls import UnaryCalls
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +106,12 @@ class GrpcProcess:
             ("grpc.server.max_pending_requests", _MAX_PENDING),
             ("grpc.server.max_pending_requests_hard_limit", _MAX_PENDING),
         ]
-        self.server = grpc.aio.server(
-            # Metrics first, so it also counts what DecodeGuard refuses.
-            interceptors=[
-                MetricsInterceptor(self._metrics, options.max_concurrent_rpcs),
-                DecodeGuard(),
-            ],
-            options=grpc_options,
-        )
-        register(self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        # No interceptors (#22): metrics, the decoding check and error mapping are one
+        # wrapper per unary method, made as each service registers (UnaryCalls).
+        self.server = grpc.aio.server(options=grpc_options)
+        registrar = UnaryCalls(self._metrics, options.max_concurrent_rpcs).registrar(self.server)
+        register(registrar)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, registrar)
         names = [s.full_name for s in self._services]
         enable_reflection(
             [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], self.server

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from services.common import event_loop
 from services.common.config import Env, load_or_exit
 from services.common.logsetup import configure_logging
 from services.gateway.config import GatewaySettings
@@ -21,7 +20,7 @@ def main() -> None:
     env = Env()
     load_or_exit(lambda: configure_logging(env, service="gateway"))
     settings = load_or_exit(lambda: GatewaySettings.from_env(env))
-    asyncio.run(_serve(settings))
+    event_loop.run(_serve(settings))
 
 
 if __name__ == "__main__":

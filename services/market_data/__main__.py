@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from services.common import event_loop
 from services.common.config import Env, load_or_exit
 from services.common.logsetup import configure_logging
 from services.market_data.config import MarketDataSettings
@@ -14,7 +13,7 @@ def main() -> None:
     env = Env()
     configure_logging(env, service="market_data")
     settings = load_or_exit(lambda: MarketDataSettings.from_env(env))
-    asyncio.run(serve(settings, env))
+    event_loop.run(serve(settings, env))
 
 
 if __name__ == "__main__":

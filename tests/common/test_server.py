@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -110,7 +111,15 @@ async def test_metrics_count_each_rpc_by_code_and_start_at_zero(
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
             assert caught.value.code() is grpc.StatusCode.NOT_FOUND
-        after = await _scrape(process.metrics_port)
+        # context.abort sends the status before the handler's wrapper has counted it:
+        # the client may scrape first, so wait (with a deadline) for the count.
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while True:
+            after = await _scrape(process.metrics_port)
+            counted = _sample(after, "grpc_server_handling_seconds_count", **labels)
+            if counted >= 4 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.01)
         assert _sample(after, "grpc_server_handled_total", grpc_code="OK", **labels) == 3
         assert _sample(after, "grpc_server_handled_total", grpc_code="NotFound", **labels) == 1
         assert _sample(after, "grpc_server_started_total", **labels) == 4

@@ -33,7 +33,7 @@ FINDINGS = (
         "A request whose bytes do not parse (invalid UTF-8 in a string field, a corrupt wire "
         "format, a Value nested past protobuf's depth limit) was answered UNKNOWN by every "
         "service, with an ERROR traceback in its log.",
-        "fixed: services/common/request_decoding.py (DecodeGuard) answers INVALID_ARGUMENT "
+        "fixed: services/common/unary_calls.py (the per-method wrapper) answers INVALID_ARGUMENT "
         "naming the parser's reason; gRPC fuzzing.",
     ),
     (

@@ -6,6 +6,7 @@ thread and reads from a small reader pool.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -34,6 +35,7 @@ from services.cache.storage.db_link import DbLink
 from services.cache.storage.db_watchdog import Watchdog, watch_checkouts
 from services.cache.storage.disk import DiskGuard, is_disk_full
 from services.cache.storage.pg_session import connect_args
+from services.cache.storage.sqlite_writer import SqliteWriter, all_puts
 from services.cache.storage.tables import entries, leases, metadata
 from services.cache.storage.writes import (
     STORED,
@@ -121,6 +123,14 @@ class CacheDb:
         # Built once: the writer runs it in every transaction, and building it
         # through SQLAlchemy Core cost more CPU than SQLite's commit.
         self._upsert_sql = _upsert_sql("?" if self.dialect == "sqlite" else "%s")
+        # SQLite: groups of Sets skip SQLAlchemy on the writer thread (#22).
+        self._sqlite_writer = (
+            SqliteWriter(
+                self.engine.raw_connection, functools.partial(_upsert_sql, "?"), leases.name
+            )
+            if self.dialect == "sqlite"
+            else None
+        )
 
     def create_schema(self) -> None:
         """Create the SQLite file's directory, the tables and indexes when missing."""
@@ -137,6 +147,8 @@ class CacheDb:
         """Close every pooled connection."""
         if self.watchdog is not None:
             self.watchdog.stop()
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
         self.engine.dispose()
 
     @contextmanager
@@ -192,6 +204,13 @@ class CacheDb:
         under, checked in this same transaction; otherwise it is skipped (None)
         while the others commit.
         """
+        if self._sqlite_writer is not None and all_puts(submissions):
+            try:
+                return self._sqlite_writer.apply(submissions, now, fence)  # type: ignore[arg-type]
+            except OperationalError as exc:
+                if is_disk_full(exc):
+                    self.disk.filled()  # as transaction() does: the reserve goes
+                raise
         with self.transaction() as conn:
             refused = self._refused(conn, submissions, fence) if fence is not None else set()
             outcomes: list[Outcomes] = []
@@ -297,13 +316,15 @@ class CacheDb:
             conn.execute(text("SELECT 1"))
 
 
-def _upsert_sql(mark: str) -> str:
-    """INSERT ... ON CONFLICT DO UPDATE of one entry (SQLite and PostgreSQL say it alike)."""
+def _upsert_sql(mark: str, rows: int = 1) -> str:
+    """INSERT ... ON CONFLICT DO UPDATE of `rows` entries (SQLite and PostgreSQL say it
+    alike; several rows must have distinct keys on PostgreSQL)."""
     columns = [c.name for c in entries.columns]
     assert columns == ["key", "prefix", "value", "expires_at", "updated_at"], columns
+    row = f"({', '.join([mark] * len(columns))})"
     return (
         f'INSERT INTO {entries.name} ("key", prefix, value, expires_at, updated_at) '
-        f"VALUES ({', '.join([mark] * len(columns))}) "
+        f"VALUES {', '.join([row] * rows)} "
         'ON CONFLICT ("key") DO UPDATE SET prefix = excluded.prefix, value = excluded.value, '
         "expires_at = excluded.expires_at, updated_at = excluded.updated_at"
     )
