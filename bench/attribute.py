@@ -13,19 +13,17 @@ absolute figures.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import psutil
 
 from bench.peers import StubPeer
-from bench.profile import WORKLOADS, Counted, _py_spy, on_each_server
+from bench.profile import Counted, command, on_each_server, py_spy
 from harness.process import ServiceProcess
 
 ROWS = (
@@ -174,7 +172,7 @@ async def measure(proc: ServiceProcess, peer: StubPeer, workload: str, seconds: 
     raw, data = tmp / "spy.raw", tmp / "perf.data"
     pid = str(proc.pid)
     watchers = []
-    spy, perf = _py_spy(), shutil.which("perf")
+    spy, perf = py_spy(), shutil.which("perf")
     if spy is not None:
         watchers.append(
             await _spawn(
@@ -262,11 +260,7 @@ async def run(workload: str, seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `python -m bench.attribute`."""
-    parser = argparse.ArgumentParser(prog="python -m bench.attribute", description=__doc__)
-    parser.add_argument("workload", choices=sorted(WORKLOADS))
-    parser.add_argument("--seconds", type=float, default=8.0)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    asyncio.run(run(args.workload, args.seconds))
+    command("python -m bench.attribute", __doc__, run, argv)
 
 
 if __name__ == "__main__":

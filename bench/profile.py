@@ -15,8 +15,9 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -41,7 +42,7 @@ WORKLOADS: dict[str, tuple[int, OpFactory]] = {
 }
 
 
-def _py_spy() -> str | None:
+def py_spy() -> str | None:
     """py-spy next to this interpreter (the venv), else on PATH."""
     beside = Path(sys.executable).parent / "py-spy"
     return str(beside) if beside.exists() else shutil.which("py-spy")
@@ -84,7 +85,7 @@ async def measure(
     """Run the workload; the line to print. With `spy_out`, py-spy samples the server."""
     counted = await Counted.prepare(peer, workload)
     spy = None
-    binary = _py_spy()
+    binary = py_spy()
     if spy_out is not None and binary is not None:
         argv = ["record", "--pid", str(proc.pid), "--duration", str(int(seconds))]
         argv += ["--format", "raw", "--rate", "250", "--nonblocking", "-o", str(spy_out)]
@@ -145,7 +146,7 @@ async def on_each_server(workdir: Path, workload: str, measure: ServerMeasure) -
 
 async def run(workload: str, seconds: float) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="marketcache-profile-"))
-    spy_out = workdir / "cache.raw" if _py_spy() else None
+    spy_out = workdir / "cache.raw" if py_spy() else None
 
     async def one(label: str, proc: ServiceProcess, peer: StubPeer) -> str:
         return await measure(proc, peer, workload, seconds, spy_out if label == "cache" else None)
@@ -161,13 +162,23 @@ async def run(workload: str, seconds: float) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of `python -m bench.profile`."""
-    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+def command(
+    prog: str,
+    doc: str | None,
+    run_one: Callable[[str, float], Coroutine[Any, Any, None]],
+    argv: list[str] | None,
+) -> None:
+    """The command line shared by `bench.profile` and `bench.attribute`: WORKLOAD [--seconds]."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
     parser.add_argument("workload", choices=sorted(WORKLOADS))
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    asyncio.run(run(args.workload, args.seconds))
+    asyncio.run(run_one(args.workload, args.seconds))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `python -m bench.profile`."""
+    command("python -m bench.profile", __doc__, run, argv)
 
 
 if __name__ == "__main__":
