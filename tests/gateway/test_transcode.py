@@ -186,7 +186,8 @@ def test_int64_are_numbers_everywhere_nested_and_repeated() -> None:
         enabled=True,
         hit_rate=0.85,
         metrics=cache_pb2.CacheMetrics(
-            hits=2**40, prefixes=[cache_pb2.PrefixMetrics(prefix="stock", keys=3)]
+            hits=2**40,
+            prefixes=[cache_pb2.PrefixMetrics(prefix="stock", keys=3, memory_bytes=2**33)],
         ),
     )
     data = message_json(reply)
@@ -194,7 +195,7 @@ def test_int64_are_numbers_everywhere_nested_and_repeated() -> None:
     assert data["metrics"]["hits"] == 2**40
     assert data["metrics"]["misses"] == 0
     assert data["metrics"]["prefixes"] == [
-        {"prefix": "stock", "hits": 0, "misses": 0, "hitRate": 0.0, "keys": 3}
+        {"prefix": "stock", "hits": 0, "misses": 0, "hitRate": 0.0, "keys": 3, "memoryBytes": 2**33}
     ]
     assert data["reason"] == "" and data["nodeId"] == ""
     big = message_json(cache_pb2.ClearResponse(deleted=2**62))
