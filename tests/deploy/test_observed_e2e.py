@@ -63,6 +63,9 @@ def _traffic(gateway: str) -> None:
     rest(f"{gateway}/api/v1/market/quotes/AAPL")
 
 
+NEAR_CACHE_BYTES = str(1 << 20)
+
+
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     workdir = tmp_path_factory.mktemp("observed")
@@ -87,6 +90,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
                     "MARKET_DATA_METRICS_LISTEN": LOOPBACK,
                     "MARKET_PROVIDER": "synthetic",
                     "CACHE_ADDR": cache.grpc_address,
+                    # As deployed (make run, deploy/k8s): the near cache's series exist.
+                    "CACHE_NEAR_CACHE_BYTES": NEAR_CACHE_BYTES,
                 },
                 workdir,
             )
@@ -100,6 +105,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
                     "CACHE_ADDR": cache.grpc_address,
                     "MARKET_DATA_ADDR": market.grpc_address,
                     "ADMIN_TOKEN": TOKEN,
+                    "CACHE_NEAR_CACHE_BYTES": NEAR_CACHE_BYTES,
                 },
                 workdir,
             )
