@@ -101,7 +101,11 @@ class PrefixWatch:
         started = False
         try:
             while True:
-                event = await asyncio.wait_for(call.read(), self._stall)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a
+                # cancellation that lands as a read completes, and this stream (a
+                # heartbeat every ~150 ms) would then outlive the feed that cancelled it.
+                async with asyncio.timeout(self._stall):
+                    event = await call.read()
                 if event is grpc.aio.EOF:  # type: ignore[attr-defined]
                     return {}, started
                 assert isinstance(event, cache_pb2.WatchEvent)

@@ -83,8 +83,11 @@ class Watcher:
         """Until something is queued, or `seconds` passed."""
         if self._queue or self.overflowed:
             return
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the
+        # cancellation of a Watch whose client went away as a wake-up lands.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
 
 class Invalidations:

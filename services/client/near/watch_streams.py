@@ -103,7 +103,8 @@ class WatchStreams:
             # swallows a cancel that lands as a read completes (Python 3.11), and a
             # stream that keeps delivering would then outlive close() for ever.
             while not self._closed:
-                event = await asyncio.wait_for(call.read(), self._stall)
+                async with asyncio.timeout(self._stall):  # not wait_for: see above
+                    event = await call.read()
                 if event is grpc.aio.EOF:  # type: ignore[attr-defined]
                     return None, started
                 assert isinstance(event, cache_pb2.WatchEvent)
