@@ -36,6 +36,7 @@ import grpc
 
 from harness.nemesis.cluster import NODES, NemesisCluster
 from harness.nemesis.faults import FaultContext, register
+from harness.process import ServiceProcess
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.common.json_value import to_value
 
@@ -176,6 +177,18 @@ async def full_disk(ctx: FaultContext) -> AsyncIterator[None]:
             await blobs.delete()
 
 
+def disk_alarm(node: ServiceProcess) -> bool:
+    """Whether `node` has its cache_db_disk_full alarm up (False: also when it does not answer)."""
+    url = f"http://127.0.0.1:{node.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            lines = reply.read().decode().splitlines()
+    except OSError:
+        return False
+    gauge = [line.split()[1] for line in lines if line.startswith("cache_db_disk_full ")]
+    return gauge == ["1.0"]
+
+
 class _Blobs:
     """Large values in prefixes of their own (the workload's keys stay apart), written
     through every node to fill the database, deleted once there is room again."""
@@ -206,20 +219,11 @@ class _Blobs:
                 request.key = key
                 with contextlib.suppress(grpc.aio.AioRpcError):  # refused: the point
                     await self._stubs[i % len(self._stubs)].Set(request, timeout=2)
-            alarmed = [n for n in NODES if await asyncio.to_thread(self._alarm, n)]
+            nodes = self.cluster.nodes
+            alarmed = [n for n in NODES if await asyncio.to_thread(disk_alarm, nodes[n])]
             if len(alarmed) == len(NODES):
                 break
         return alarmed
-
-    def _alarm(self, name: str) -> bool:
-        url = f"http://127.0.0.1:{self.cluster.nodes[name].metrics_port}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as reply:
-                lines = reply.read().decode().splitlines()
-        except OSError:
-            return False
-        gauge = [line.split()[1] for line in lines if line.startswith("cache_db_disk_full ")]
-        return gauge == ["1.0"]
 
     async def delete(self, within: float = 30.0) -> None:
         """Delete the blobs, once the alarms clear (their TTL ends them otherwise)."""
