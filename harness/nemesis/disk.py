@@ -24,6 +24,7 @@ import errno
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -45,6 +46,8 @@ _CHUNK = 1 << 20
 # and three nodes' reserves (8 MiB each, services/cache/storage/disk.py), with room
 # for the alarms to clear (twice a reserve free).
 NEMESIS_DISK_BYTES = 96 << 20
+# The cluster's SQLite file on that disk.
+SQLITE_FILE = "nemesis.db"
 
 
 def mount_refused() -> str | None:
@@ -164,9 +167,11 @@ async def full_disk(ctx: FaultContext) -> AsyncIterator[None]:
     ends = time.monotonic() + ctx.hold
     async with _Blobs(ctx.cluster) as blobs:
         try:
+            # A steady workload rewrites its pages in place (the WAL's, and the free
+            # pages of earlier rounds' blobs) and may never meet the full disk: empty
+            # the WAL first, then grow the database until the nodes raise their alarm.
+            await asyncio.to_thread(truncate_wal, directory / SQLITE_FILE)
             await asyncio.to_thread(disk.start)
-            # A steady workload rewrites its pages in place and may never meet the full
-            # disk: grow the database until the nodes raise their alarm.
             alarmed = await blobs.until_alarmed(ends)
             if not alarmed:
                 ctx.problems.append("full-disk: no node raised cache_db_disk_full")
@@ -175,6 +180,17 @@ async def full_disk(ctx: FaultContext) -> AsyncIterator[None]:
         finally:
             disk.heal()
             await blobs.delete()
+
+
+def truncate_wal(db: Path, tries: int = 10) -> bool:
+    """Checkpoint `db`'s WAL into the file and truncate it to nothing; whether it was
+    (a checkpoint that meets a reader cannot truncate: it is tried again)."""
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        for _ in range(tries):
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+    return False
 
 
 def disk_alarm(node: ServiceProcess) -> bool:

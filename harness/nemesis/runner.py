@@ -56,7 +56,7 @@ def _database(dialect: str, workdir: Path, pg_admin_dsn: str) -> Iterator[tuple[
             yield f"sqlite:///{workdir / 'nemesis.db'}", None
             return
         with disk.SmallDisk(workdir / "disk", disk.NEMESIS_DISK_BYTES) as small:
-            yield f"sqlite:///{small.path / 'nemesis.db'}", small.path
+            yield f"sqlite:///{small.path / disk.SQLITE_FILE}", small.path
     else:
         with fresh_postgres(pg_admin_dsn) as url:
             yield url, None
