@@ -5,7 +5,9 @@
 - acknowledged is never lost: the settled value is the newest acknowledged
   write's, or a write whose outcome was unknown and that may have come later;
 - bounded staleness of the near-cache reads (`staleness.violations`);
-- epochs never go backwards: the lease table, polled all along (`EpochWatch`).
+- epochs never go backwards: the lease table, polled all along (`EpochWatch`);
+- a write refused RESOURCE_EXHAUSTED was not applied: no read, near-cache read or
+  settled state may show its value.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 import psycopg
 from sqlalchemy.engine import make_url
 
-from harness.nemesis.linearizability import WRITE, Op, check_register
+from harness.nemesis.linearizability import READ, WRITE, Op, check_register
 from harness.nemesis.staleness import Write, violations
 from harness.nemesis.workload import NEAR_BOUND_MS, Segment
 
@@ -35,6 +37,8 @@ class RoundResult:
     operations: int = 0
     acknowledged: int = 0
     unknown: int = 0
+    # Writes refused RESOURCE_EXHAUSTED (known not applied: a full disk).
+    refused: int = 0
     lost: int = 0
     stale: int = 0
     # Longest time any key went without an acknowledged write, from the fault on (s).
@@ -70,6 +74,7 @@ def check_segment(
         if settled.get(key) not in _allowed(writes, initial.get(key)):
             result.lost += 1
             result.problems.append(f"{key}: settled at {settled.get(key)!r}, not allowed")
+    _check_refused(segment, settled, result)
     # The near cache: the settled start value counts as a write acknowledged at the start.
     baseline = [Write(k, v, started_at, started_at, None) for k, v in initial.items()]
     found = violations(baseline + segment.writes, segment.near_reads, NEAR_BOUND_MS / 1000)
@@ -83,6 +88,19 @@ def check_segment(
     result.unrecovered = sum(
         1 for key in segment.ops if not [t for t in segment.acks.get(key, []) if t >= fault_at]
     )
+
+
+def _check_refused(segment: Segment, settled: Mapping[str, object], result: RoundResult) -> None:
+    """A refused write's value seen anywhere: it was applied after all. (The reads and
+    the settled state count as stale or lost already; this names the cause.)"""
+    result.refused = sum(len(values) for values in segment.refused.values())
+    seen = [(op.value, "read") for ops in segment.ops.values() for op in ops if op.kind == READ]
+    seen += [(r.value, "near-cache read") for r in segment.near_reads]
+    seen += [(v, "settled state") for v in settled.values()]
+    refused = {v for values in segment.refused.values() for v in values}
+    for value, where in seen:
+        if isinstance(value, str) and value in refused:
+            result.problems.append(f"a {where} saw {value!r}, a write refused RESOURCE_EXHAUSTED")
 
 
 def _allowed(writes: list[Op], initial: object) -> list[object]:

@@ -10,13 +10,34 @@ time.sleep() with EINVAL: the processes it suits are asyncio ones.)
 
 `drifting_env(rate)` starts a process whose every clock, monotonic included,
 runs at `rate` (0.95: 5% slow), which is what a lease's local validity sees.
+
+Two fault classes use them, on PostgreSQL only (where the lease clock is the
+server's; on SQLite it is each process's wall clock, one host's by design, so a
+per-process clock models a machine SQLite cannot have, docs/ownership.md):
+- `clock-skew`: the victim restarted under a `ClockSkew`, its wall clock moved
+  3-8 s ahead or behind while it serves, then put back, and a normal restart;
+- `clock-slow`: the victim restarted with every clock at 95% speed (inside the
+  25% the lease margin covers), then restarted normally.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from harness.nemesis.faults import FaultContext, register, restart
+
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+# How far clock-skew moves the victim's wall clock (seconds, either way).
+SKEW_SECONDS = (3.0, 8.0)
+# clock-slow's rate: 5% slow, well inside the 25% the margin (L/4) covers.
+SLOW_RATE = 0.95
+
+
+def missing() -> str | None:
+    """Why the clock faults cannot run here (None: they can)."""
+    return None if LIBFAKETIME.exists() else f"{LIBFAKETIME} is missing (faketime)"
 
 
 def _preload() -> dict[str, str]:
@@ -59,3 +80,37 @@ class ClockSkew:
         tmp = self.spec_file.with_suffix(".tmp")
         tmp.write_text(f"{offset:+.3f}\n")
         tmp.replace(self.spec_file)  # a reader never sees a half-written spec
+
+
+@register(
+    "clock-skew",
+    "a node's wall clock moved 3-8 s ahead or behind while it serves (libfaketime), then back",
+    ("postgresql",),
+    missing,
+)
+async def clock_skew(ctx: FaultContext) -> AsyncIterator[None]:
+    offset = ctx.rng.choice((-1.0, 1.0)) * ctx.rng.uniform(*SKEW_SECONDS)
+    skew = ClockSkew(ctx.cluster.workdir / f"{ctx.victim}-clock", offset)
+    await restart(ctx, skew.env())
+    try:
+        skew.start()
+        await asyncio.sleep(ctx.hold)
+        yield
+    finally:
+        skew.heal()
+        await restart(ctx)
+
+
+@register(
+    "clock-slow",
+    "a node restarted with its clocks at 95% speed (inside the lease margin), then normally",
+    ("postgresql",),
+    missing,
+)
+async def clock_slow(ctx: FaultContext) -> AsyncIterator[None]:
+    await restart(ctx, drifting_env(SLOW_RATE))
+    try:
+        await asyncio.sleep(ctx.hold)
+        yield
+    finally:
+        await restart(ctx)

@@ -3,7 +3,8 @@
 Each node listens on a port of its own and advertises a proxy in front of it, so
 peers' forwards, clients' calls and Watch streams all cross `node_proxy[name]`;
 on PostgreSQL its database link crosses `db_proxy[name]` too. A node killed with
--9 starts again on the same port, behind the same proxies.
+-9 starts again on the same port, behind the same proxies. On SQLite the file may
+sit on a size-limited tmpfs of its own (`small_disk`), for the full-disk fault.
 """
 
 from __future__ import annotations
@@ -51,10 +52,14 @@ def fresh_postgres(admin_dsn: str) -> Iterator[str]:
 class NemesisCluster:
     """The nodes, their proxies, and how to start them again."""
 
-    def __init__(self, db_url: str, workdir: Path, lease_seconds: float) -> None:
+    def __init__(
+        self, db_url: str, workdir: Path, lease_seconds: float, small_disk: Path | None = None
+    ) -> None:
         self.db_url = db_url
         self.workdir = workdir
         self.lease_seconds = lease_seconds
+        # The tmpfs mount (a directory) holding the SQLite file and nothing else, if any.
+        self.small_disk = small_disk
         self.dialect = make_url(db_url).get_backend_name()
         self.nodes: dict[str, ServiceProcess] = {}
         # The proxies listen first: a port picked for a node and released, then taken

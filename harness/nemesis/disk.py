@@ -7,19 +7,54 @@
   still holds a file open there. Needs root.
 - `StoppedSqliteWriter`: another process takes a SQLite file's write lock and is
   stopped (start) until it is killed (heal), as if a node froze mid-commit.
+
+The fault class `full-disk` (SQLite, as root) fills the small tmpfs the nemesis
+cluster keeps its SQLite file on for the whole run, then frees it: reads go on,
+writes are refused RESOURCE_EXHAUSTED (known not applied), and writes resume by
+themselves. `StoppedSqliteWriter` is no fault class: every process on the file
+stalls behind it, which is SQLite's nature (docs/ownership.md), not something the
+nemesis could find.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 
+import grpc
+
+from harness.nemesis.cluster import NODES, NemesisCluster
+from harness.nemesis.faults import FaultContext, register
+from harness.process import ServiceProcess
+from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.common.json_value import to_value
+
 _CHUNK = 1 << 20
+# The nemesis cluster's SQLite disk: the file, its WAL, the full-disk fault's blobs,
+# and three nodes' reserves (8 MiB each, services/cache/storage/disk.py), with room
+# for the alarms to clear (twice a reserve free).
+NEMESIS_DISK_BYTES = 96 << 20
+# The cluster's SQLite file on that disk.
+SQLITE_FILE = "nemesis.db"
+
+
+def mount_refused() -> str | None:
+    """Why `SmallDisk` cannot be mounted here (None: it can)."""
+    if os.geteuid() != 0:
+        return "mounting a tmpfs needs root"
+    return None if shutil.which("mount") else "mount is missing"
 
 
 class SmallDisk:
@@ -113,3 +148,108 @@ class StoppedSqliteWriter:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+@register(
+    "full-disk",
+    "the SQLite file's own small tmpfs filled to the last byte, then freed "
+    "(reads go on, writes refused RESOURCE_EXHAUSTED, then resume)",
+    ("sqlite",),
+    mount_refused,
+)
+async def full_disk(ctx: FaultContext) -> AsyncIterator[None]:
+    directory = ctx.cluster.small_disk
+    if directory is None:
+        ctx.problems.append("full-disk: the cluster's SQLite file is on no small disk")
+        yield
+        return
+    disk = FullDisk(directory)
+    ends = time.monotonic() + ctx.hold
+    async with _Blobs(ctx.cluster) as blobs:
+        try:
+            # A steady workload rewrites its pages in place (the WAL's, and the free
+            # pages of earlier rounds' blobs) and may never meet the full disk: empty
+            # the WAL first, then grow the database until the nodes raise their alarm.
+            await asyncio.to_thread(truncate_wal, directory / SQLITE_FILE)
+            await asyncio.to_thread(disk.start)
+            alarmed = await blobs.until_alarmed(ends)
+            if not alarmed:
+                ctx.problems.append("full-disk: no node raised cache_db_disk_full")
+            await asyncio.sleep(max(0.0, ends - time.monotonic()))
+            yield
+        finally:
+            disk.heal()
+            await blobs.delete()
+
+
+def truncate_wal(db: Path, tries: int = 10) -> bool:
+    """Checkpoint `db`'s WAL into the file and truncate it to nothing; whether it was
+    (a checkpoint that meets a reader cannot truncate: it is tried again)."""
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        for _ in range(tries):
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+    return False
+
+
+def disk_alarm(node: ServiceProcess) -> bool:
+    """Whether `node` has its cache_db_disk_full alarm up (False: also when it does not answer)."""
+    url = f"http://127.0.0.1:{node.metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            lines = reply.read().decode().splitlines()
+    except OSError:
+        return False
+    gauge = [line.split()[1] for line in lines if line.startswith("cache_db_disk_full ")]
+    return gauge == ["1.0"]
+
+
+class _Blobs:
+    """Large values in prefixes of their own (the workload's keys stay apart), written
+    through every node to fill the database, deleted once there is room again."""
+
+    KEYS = tuple(f"nemesis-disk{i}:blob" for i in range(9))
+    VALUE = "x" * (256 << 10)
+
+    def __init__(self, cluster: NemesisCluster) -> None:
+        self.cluster = cluster
+        self._channels = [
+            grpc.aio.insecure_channel(f"127.0.0.1:{cluster.ports[name]}") for name in NODES
+        ]
+        self._stubs = [cache_pb2_grpc.CacheServiceStub(c) for c in self._channels]
+
+    async def __aenter__(self) -> _Blobs:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for channel in self._channels:
+            await channel.close(None)
+
+    async def until_alarmed(self, deadline: float) -> list[str]:
+        """Write blobs until every node's alarm is up, or `deadline`; the alarmed nodes."""
+        request = cache_pb2.SetRequest(value=to_value(self.VALUE), ttl_seconds=60)
+        alarmed: list[str] = []
+        while time.monotonic() < deadline:
+            for i, key in enumerate(self.KEYS):
+                request.key = key
+                with contextlib.suppress(grpc.aio.AioRpcError):  # refused: the point
+                    await self._stubs[i % len(self._stubs)].Set(request, timeout=2)
+            nodes = self.cluster.nodes
+            alarmed = [n for n in NODES if await asyncio.to_thread(disk_alarm, nodes[n])]
+            if len(alarmed) == len(NODES):
+                break
+        return alarmed
+
+    async def delete(self, within: float = 30.0) -> None:
+        """Delete the blobs, once the alarms clear (their TTL ends them otherwise)."""
+        deadline = time.monotonic() + within
+        left = list(self.KEYS)
+        while left and time.monotonic() < deadline:
+            key = left[0]
+            stub = self._stubs[len(left) % len(self._stubs)]
+            try:
+                await stub.Delete(cache_pb2.DeleteRequest(key=key), timeout=2)
+                left.pop(0)
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.2)

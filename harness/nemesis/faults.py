@@ -4,7 +4,8 @@ A fault class is an async context manager factory: entering it breaks something
 about one node (the victim), leaving it heals. `register` adds one; the clock
 and disk faults live in modules of their own (`PLUGINS`) and register theirs on
 import. A fault that finds something wrong by itself (a node that exited) says
-so in `FaultContext.problems`.
+so in `FaultContext.problems`. A class that cannot run here (a mount needs root)
+says why in `needs`, and is left out.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -38,6 +39,12 @@ class FaultContext:
 
 
 Inject = Callable[[FaultContext], AbstractAsyncContextManager[None]]
+# Why a fault class cannot run on this machine (None: it can).
+Needs = Callable[[], str | None]
+
+
+def _always() -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -48,33 +55,42 @@ class FaultClass:
     what: str
     databases: tuple[str, ...]
     inject: Inject
+    needs: Needs = _always
 
 
 REGISTRY: dict[str, FaultClass] = {}
 
 
 def register(
-    name: str, what: str, databases: tuple[str, ...] = BOTH
+    name: str, what: str, databases: tuple[str, ...] = BOTH, needs: Needs = _always
 ) -> Callable[[Callable[[FaultContext], AsyncIterator[None]]], Inject]:
     """Decorate an async generator (break, yield, heal) as the fault class `name`."""
 
     def add(fn: Callable[[FaultContext], AsyncIterator[None]]) -> Inject:
         inject = asynccontextmanager(fn)
-        REGISTRY[name] = FaultClass(name, what, databases, inject)
+        REGISTRY[name] = FaultClass(name, what, databases, inject, needs)
         return inject
 
     return add
 
 
 def fault_classes(dialect: str) -> list[FaultClass]:
-    """Every registered class that applies to `dialect`, plugins loaded, by name."""
+    """Every registered class that applies to `dialect` and can run here, plugins
+    loaded, by name."""
     for module in PLUGINS:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
-    return sorted((f for f in REGISTRY.values() if dialect in f.databases), key=lambda f: f.name)
+    usable = (f for f in REGISTRY.values() if dialect in f.databases and f.needs() is None)
+    return sorted(usable, key=lambda f: f.name)
+
+
+async def restart(ctx: FaultContext, extra_env: Mapping[str, str] | None = None) -> None:
+    """SIGTERM the victim, wait for its exit, and start it again (with `extra_env`)."""
+    await asyncio.to_thread(ctx.cluster.nodes[ctx.victim].terminate)
+    await ctx.cluster.start(ctx.victim, extra_env=extra_env)
 
 
 async def _hold(ctx: FaultContext) -> None:

@@ -4,6 +4,8 @@ A round: traffic, a fault on a random node (a random registered class), the
 heal, recovery (every node sees all three members), a settle (every key read
 back), and the checks (`checks.py`). `run` does rounds until its time is up, or
 with `each_once` every fault class once (the bounded version `make test` runs).
+On SQLite, as root, the file is on a small tmpfs of its own for the whole run,
+which the full-disk fault fills.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import grpc
 
+from harness.nemesis import disk
 from harness.nemesis.checks import EpochWatch, RoundResult, check_segment
 from harness.nemesis.cluster import NODES, NemesisCluster, fresh_postgres
 from harness.nemesis.faults import FaultClass, FaultContext, fault_classes
@@ -46,12 +49,17 @@ class Settings:
 
 
 @contextmanager
-def _database(dialect: str, workdir: Path, pg_admin_dsn: str) -> Iterator[str]:
+def _database(dialect: str, workdir: Path, pg_admin_dsn: str) -> Iterator[tuple[str, Path | None]]:
+    """The database's URL, and the small disk the SQLite file is on (when one can be mounted)."""
     if dialect == "sqlite":
-        yield f"sqlite:///{workdir / 'nemesis.db'}"
+        if disk.mount_refused() is not None:
+            yield f"sqlite:///{workdir / 'nemesis.db'}", None
+            return
+        with disk.SmallDisk(workdir / "disk", disk.NEMESIS_DISK_BYTES) as small:
+            yield f"sqlite:///{small.path / disk.SQLITE_FILE}", small.path
     else:
         with fresh_postgres(pg_admin_dsn) as url:
-            yield url
+            yield url, None
 
 
 async def _recovered(cluster: NemesisCluster, within: float = 90.0) -> None:
@@ -91,8 +99,8 @@ async def run(
     log.info("nemesis on %s, seed %d", dialect, seed)
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     results: list[RoundResult] = []
-    with _database(dialect, workdir, pg_admin_dsn) as url:
-        cluster = NemesisCluster(url, workdir, settings.lease_seconds)
+    with _database(dialect, workdir, pg_admin_dsn) as (url, small_disk):
+        cluster = NemesisCluster(url, workdir, settings.lease_seconds, small_disk)
         stop = asyncio.Event()
         epochs = EpochWatch(url)
         watcher: asyncio.Task[None] | None = None
@@ -119,12 +127,14 @@ async def run(
                 )
                 results.append(result)
                 log.info(
-                    "round %d %s on %s: %d ops, %d acked, lost %d, stale %d, window %.1fs%s",
+                    "round %d %s on %s: %d ops, %d acked, %d refused, lost %d, stale %d, "
+                    "window %.1fs%s",
                     len(results),
                     fault.name,
                     result.victim,
                     result.operations,
                     result.acknowledged,
+                    result.refused,
                     result.lost,
                     result.stale,
                     result.window,

@@ -4,7 +4,10 @@ One sequential writer per key (through the library client or a raw stub, at
 random, to a random node), readers through the library and raw stubs (checked
 for linearizability), and readers through near-cache clients (checked for
 bounded staleness). Every written value is unique and carries "nemesis-", so a
-read names the write it saw (and the mid-commit cut can find a commit).
+read names the write it saw (and the mid-commit cut can find a commit). A write
+refused RESOURCE_EXHAUSTED (a full disk, a full queue) is known not applied: it is
+kept apart from the history (`Segment.refused`), so a read of its value is a
+violation, not an outcome that was merely unknown.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Segment:
     near_reads: list[Read] = field(default_factory=list)
     # key -> monotonic times of acknowledged writes
     acks: dict[str, list[float]] = field(default_factory=dict)
+    # key -> values of writes refused RESOURCE_EXHAUSTED: known not applied
+    refused: dict[str, list[object]] = field(default_factory=dict)
 
     def add(self, key: str, op: Op) -> None:
         self.ops.setdefault(key, []).append(op)
@@ -114,16 +119,23 @@ class Workload:
             self._counter += 1
             value = f"nemesis-{key}-{self._counter}"
             invoke = time.monotonic()
+            complete: float | None = None
+            code = grpc.StatusCode.OK
             try:
                 if self.rng.random() < 0.5:
                     await self.rng.choice(self._plain).set(key, value, TTL)
                 else:
                     request = cache_pb2.SetRequest(key=key, value=to_value(value), ttl_seconds=TTL)
                     await self.rng.choice(self._stubs).Set(request, timeout=CALL_TIMEOUT)
-                complete: float | None = time.monotonic()
-            except (CacheError, grpc.aio.AioRpcError):
-                complete = None
-            self.segment.add(key, Op(WRITE, value, invoke, complete, client=0))
+                complete = time.monotonic()
+            except CacheError as exc:
+                code = exc.code
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+            if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                self.segment.refused.setdefault(key, []).append(value)
+            else:
+                self.segment.add(key, Op(WRITE, value, invoke, complete, client=0))
             await asyncio.sleep(self.rng.uniform(0.02, 0.08))
 
     async def _reader(self, index: int) -> None:

@@ -60,3 +60,28 @@ def test_a_key_never_written_after_the_fault_is_counted_unrecovered() -> None:
     result = _check(segment, "a")
     assert (result.unrecovered, result.problems) == (1, [])
     assert result.window == 1.5
+
+
+def test_a_refused_write_is_counted_and_fine_while_nobody_sees_it() -> None:
+    segment = _segment()
+    segment.refused["p:k"] = ["c"]
+    result = _check(segment, "b")
+    assert (result.refused, result.lost, result.stale, result.problems) == (1, 0, 0, [])
+
+
+def test_a_refused_write_seen_by_a_read_is_a_violation() -> None:
+    # RESOURCE_EXHAUSTED says "not applied": unlike an unknown outcome, it may not appear.
+    segment = _segment()
+    segment.refused["p:k"] = ["c"]
+    segment.add("p:k", Op(READ, "c", 2.4, 2.5, client=2))
+    result = _check(segment, "b")
+    assert result.stale == 1
+    assert any("refused RESOURCE_EXHAUSTED" in p for p in result.problems)
+
+
+def test_a_refused_write_in_the_settled_state_is_lost_data_of_another_kind() -> None:
+    segment = _segment()
+    segment.refused["p:k"] = ["c"]
+    result = _check(segment, "c")
+    assert result.lost == 1
+    assert any("settled state saw 'c'" in p for p in result.problems)

@@ -27,3 +27,5 @@ async def test_every_fault_class_once_loses_nothing_and_serves_nothing_stale(
     for r in results:
         assert r.acknowledged > 0, f"{r.fault}: no write was acknowledged"
         assert (r.lost, r.stale, r.problems) == (0, 0, []), f"{r.fault} on {r.victim}"
+        if r.fault == "full-disk":
+            assert r.refused > 0, "the full disk refused no write of the workload"
