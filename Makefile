@@ -10,7 +10,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 CACHE_REPLICAS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run run-observed test test-fast test-stress lint gen gen-check bench bench-quick bench-check nemesis soak deps image release-protos clean
+.PHONY: help run run-observed test test-fast test-stress lint gen gen-check bench bench-quick bench-check nemesis takeover soak deps image release-protos clean
 
 help: ## Print this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -102,6 +102,9 @@ bench-quick: $(STAMP) deps ## The benchmarks in quick mode (under 2 minutes)
 
 nemesis: $(STAMP) ## Random faults against three caches on SQLite and PostgreSQL (NEMESIS_SECONDS, default 600); writes its table into RELIABILITY.md
 	$(PY) -m harness.nemesis --seconds $${NEMESIS_SECONDS:-600} --reliability RELIABILITY.md --json var/nemesis.json
+
+takeover: $(STAMP) ## kill -9 of an owner, TAKEOVER_RUNS times (20) per database and way of seeing the death: time until its every prefix is served again; writes its table into RELIABILITY.md
+	$(PY) -m harness.takeover --runs $${TAKEOVER_RUNS:-20} --prefixes $${TAKEOVER_PREFIXES:-48} --reliability RELIABILITY.md --json var/takeover.json
 
 bench-check: $(STAMP) ## Cost-per-call ratios to the floor, quickly (< 3 min); fails if one is >20% worse than BENCHMARKS.md's
 	$(PY) -m bench.check

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import statistics
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness import page_sections
 from harness.nemesis.checks import RoundResult
 from harness.nemesis.faults import REGISTRY
+from harness.page_sections import put_section, run_stamp
 
 BEGIN = "<!-- nemesis:begin (written by python -m harness.nemesis --reliability) -->"
 END = "<!-- nemesis:end -->"
@@ -18,15 +17,11 @@ END = "<!-- nemesis:end -->"
 
 def render(results: Sequence[RoundResult], seconds: float) -> str:
     """The section, markers included."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         BEGIN,
         "## Nemesis: random faults against three caches",
         "",
-        f"`make nemesis` run: commit `{commit or 'unknown'}`, {when}, {seconds / 60:.1f} minutes, "
+        f"`make nemesis` run: {run_stamp()}, {seconds / 60:.1f} minutes, "
         f"{len(results)} rounds. Each round: traffic (a writer per key through the library "
         "client or a raw stub, readers through both, near-cache readers), one fault on a random "
         "node, the heal, recovery, every key read back; then per key the linearizability "
@@ -62,19 +57,9 @@ def render(results: Sequence[RoundResult], seconds: float) -> str:
 
 def write_section(path: Path, results: Sequence[RoundResult], seconds: float) -> None:
     """Put the section into `path`, replacing the one there (or appended)."""
-    text = path.read_text() if path.exists() else ""
-    section = render(results, seconds)
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
+    put_section(path, BEGIN, END, render(results, seconds))
 
 
 def kept_section(path: Path) -> str:
     """The section as it stands in `path` ("" when none): other renderers keep it."""
-    if not path.exists():
-        return ""
-    found = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), path.read_text(), re.S)
-    return found.group(0) if found else ""
+    return page_sections.kept_section(path, BEGIN, END)

@@ -130,3 +130,48 @@ async def test_a_commit_is_fenced_per_submission_by_its_epoch(db: CacheDb) -> No
     assert db.get_many(["lost:k"], now)["lost:k"].blob == b"new"
     # Without a fence (one store alone on its database) nothing is checked.
     assert db.apply([[put("other", 7)]], now) == [[STORED]]
+
+
+async def test_many_prefixes_are_taken_together_each_as_one_acquire_would(db: CacheDb) -> None:
+    dead, a, b = node(db, "dead", lease=60), node(db, "a", lease=60), node(db, "b", lease=60)
+    gone = [f"gone{i:03d}" for i in range(300)]
+    for claim in dead.acquire_many(gone).values():
+        assert claim.acquired and claim.lease.epoch == 1
+    assert b.acquire("theirs").acquired
+    assert a.acquire("mine").acquired
+    wanted = [*gone, "theirs", "mine", "new"]
+
+    claims = a.acquire_many(wanted, exited={"dead-token"})
+
+    assert set(claims) == set(wanted)
+    for prefix in gone:  # an exited owner's: taken, next epoch, the old lease reported
+        claim = claims[prefix]
+        assert claim.acquired and (claim.lease.owner_id, claim.lease.epoch) == ("a", 2)
+        assert claim.previous is not None and claim.previous.owner_id == "dead"
+    assert not claims["theirs"].acquired  # a live lease of another stays theirs
+    assert (claims["theirs"].lease.owner_id, claims["theirs"].lease.epoch) == ("b", 1)
+    assert claims["mine"].acquired and claims["mine"].lease.epoch == 1  # ours: extended
+    assert claims["new"].acquired and claims["new"].lease.epoch == 1
+    assert claims["new"].previous is None
+    renewed = a.heartbeat().renewed
+    assert set(renewed) == {*gone, "mine", "new"}
+
+
+async def test_a_locked_lease_row_leaves_the_rest_of_a_takeover_to_go_on(pg_url: str) -> None:
+    db = CacheDb(pg_url)
+    db.create_schema()
+    other = CacheDb(pg_url)
+    try:
+        dead, a = node(db, "dead", lease=60), node(db, "a", lease=60)
+        prefixes = [f"p{i}" for i in range(20)]
+        dead.acquire_many(prefixes)
+        # Another session holds one row's lock (as a lapsed owner's commit would).
+        with other.transaction() as conn:
+            conn.exec_driver_sql("SELECT 1 FROM cache_leases WHERE prefix = 'p7' FOR UPDATE")
+            claims = a.acquire_many(prefixes, exited={"dead-token"})
+        assert "p7" not in claims  # still locked: left for the next attempt
+        assert {p for p, c in claims.items() if c.acquired} == set(prefixes) - {"p7"}
+        assert a.acquire("p7", exited={"dead-token"}).acquired  # the lock gone, it is taken
+    finally:
+        other.dispose()
+        db.dispose()

@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.nemesis.report import kept_section
+from harness import takeover
+from harness.nemesis import report as nemesis_report
 from tests.reliability.records import REPORT_DIR_VAR, Record, load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
             ).stdout.strip()
         )
         text = render(records, commit=commit or "unknown", seconds=seconds)
-        # The nemesis table comes from its own run (make nemesis): kept as it stands.
-        kept = kept_section(args.out)
-        args.out.write_text(text.rstrip("\n") + "\n\n" + kept + "\n" if kept else text)
+        # The nemesis and takeover tables come from their own runs (make nemesis,
+        # make takeover): kept as they stand.
+        kept = [m.kept_section(args.out) for m in (nemesis_report, takeover)]
+        text = "\n\n".join([text.rstrip("\n"), *(k for k in kept if k)])
+        args.out.write_text(text.rstrip("\n") + "\n")
         summary = {r.test: r.lost for r in records}
         print(json.dumps(summary, indent=1))
     return code

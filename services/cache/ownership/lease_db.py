@@ -8,7 +8,7 @@ transaction began, which is what local lease validity counts from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,8 @@ from services.cache.ownership.lapsed import end_lapsed_owner_sessions, is_lock_t
 from services.cache.storage.db import CacheDb
 from services.cache.storage.tables import leases, members
 
+# Prefixes taken in one transaction at most (acquire_many).
+ACQUIRE_CHUNK = 256
 # A dead member's row is kept this long after it expired (ListOwners shows it), then pruned.
 MEMBER_RETENTION_SECONDS = 300.0
 
@@ -156,82 +158,121 @@ class LeaseDb:
         link gone silent mid-commit) has that session ended, then one more try.
         """
         try:
-            return self._acquire(prefix, exited)
+            return self._acquire([prefix], exited)[prefix]
         except OperationalError as exc:
             if self._db.dialect != "postgresql" or not is_lock_timeout(exc):
                 raise
             with self._db.transaction(lock_timeout=self._lock_timeout) as conn:
                 if not end_lapsed_owner_sessions(conn, prefix, self.me.token):
                     raise
-            return self._acquire(prefix, exited)
+            return self._acquire([prefix], exited)[prefix]
 
-    def _acquire(self, prefix: str, exited: Collection[str]) -> Claim:
+    def acquire_many(
+        self, prefixes: Sequence[str], exited: Collection[str] = ()
+    ) -> dict[str, Claim]:
+        """`acquire` of each of `prefixes`: a few statements per ACQUIRE_CHUNK of them.
+
+        A dead owner's prefixes are taken together. One at a time, each its own
+        transaction queued on the writer thread, a few hundred of them took seconds,
+        and the heartbeat waited behind them until the node's own leases lapsed. A
+        chunk that meets a locked row (PostgreSQL: another node taking the same
+        prefix, or a lapsed owner's session) is taken one prefix at a time instead;
+        a prefix still locked then is left out of the answer.
+        """
+        ordered = sorted(set(prefixes))
+        claims: dict[str, Claim] = {}
+        for at in range(0, len(ordered), ACQUIRE_CHUNK):
+            chunk = ordered[at : at + ACQUIRE_CHUNK]
+            if len(chunk) == 1:
+                claims[chunk[0]] = self.acquire(chunk[0], exited)
+                continue
+            try:
+                claims.update(self._acquire(chunk, exited))
+            except OperationalError as exc:
+                if self._db.dialect != "postgresql" or not is_lock_timeout(exc):
+                    raise
+                for prefix in chunk:
+                    try:
+                        claims[prefix] = self.acquire(prefix, exited)
+                    except OperationalError as one:
+                        # Left out: the caller tries it again shortly.
+                        if not is_lock_timeout(one):
+                            raise
+        return claims
+
+    def _acquire(self, prefixes: Sequence[str], exited: Collection[str]) -> dict[str, Claim]:
+        """One transaction: insert the missing leases, take the free ones, read the rest."""
         started = self._monotonic()
         me = self.me
         with self._db.transaction(lock_timeout=self._lock_timeout) as conn:
             now = self._db.clock(conn)
             expires = now + self.lease_seconds
-            previous = self._read(conn, prefix)
-            if previous is None:
-                inserted = (
-                    conn.execute(
-                        self._db.insert(leases)
-                        .values(
-                            prefix=prefix,
-                            owner_id=me.node_id,
-                            owner_addr=self.address(),
-                            owner_token=me.token,
-                            epoch=1,
-                            expires_at=expires,
-                            acquired_at=now,
-                        )
-                        .on_conflict_do_nothing(index_elements=[leases.c.prefix])
-                        .returning(*leases.c)
-                    )
-                    .mappings()
-                    .first()
-                )
-                if inserted is not None:
-                    return Claim(started, now, True, _lease(inserted), None)
-                previous = self._read(conn, prefix)  # another process inserted it first
-                assert previous is not None
+            before = self._read(conn, prefixes)
+            claims: dict[str, Claim] = {}
+            missing = [prefix for prefix in prefixes if prefix not in before]
+            if missing:
+                rows = [
+                    {
+                        "prefix": prefix,
+                        "owner_id": me.node_id,
+                        "owner_addr": self.address(),
+                        "owner_token": me.token,
+                        "epoch": 1,
+                        "expires_at": expires,
+                        "acquired_at": now,
+                    }
+                    for prefix in missing
+                ]
+                inserted = conn.execute(
+                    self._db.insert(leases)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=[leases.c.prefix])
+                    .returning(*leases.c)
+                ).mappings()
+                for row in inserted:
+                    claims[row["prefix"]] = Claim(started, now, True, _lease(row), None)
+                # Another process inserted these first.
+                before |= self._read(conn, [p for p in missing if p not in claims])
+            contested = [prefix for prefix in prefixes if prefix not in claims]
+            if not contested:
+                return claims
             ours_and_live = (leases.c.owner_token == me.token) & (leases.c.expires_at > now)
             # A conditional UPDATE, not SELECT ... FOR UPDATE: a live lease's row is
             # never locked by a node merely asking, so its owner's writes never wait.
             # On PostgreSQL a row changed concurrently is re-checked against this WHERE.
-            taken = (
-                conn.execute(
-                    update(leases)
-                    .where(
-                        leases.c.prefix == prefix,
-                        or_(
-                            leases.c.expires_at <= now,
-                            leases.c.owner_token == me.token,
-                            leases.c.owner_token.in_(sorted(exited)),
-                        ),
-                    )
-                    .values(
-                        owner_id=me.node_id,
-                        owner_addr=self.address(),
-                        owner_token=me.token,
-                        epoch=case((ours_and_live, leases.c.epoch), else_=leases.c.epoch + 1),
-                        acquired_at=case((ours_and_live, leases.c.acquired_at), else_=now),
-                        expires_at=expires,
-                    )
-                    .returning(*leases.c)
+            taken = conn.execute(
+                update(leases)
+                .where(
+                    leases.c.prefix.in_(contested),
+                    or_(
+                        leases.c.expires_at <= now,
+                        leases.c.owner_token == me.token,
+                        leases.c.owner_token.in_(sorted(exited)),
+                    ),
                 )
-                .mappings()
-                .first()
-            )
-            if taken is not None:
-                return Claim(started, now, True, _lease(taken), previous)
-            current = self._read(conn, prefix)
-            assert current is not None
-            return Claim(started, now, False, current, previous)
+                .values(
+                    owner_id=me.node_id,
+                    owner_addr=self.address(),
+                    owner_token=me.token,
+                    epoch=case((ours_and_live, leases.c.epoch), else_=leases.c.epoch + 1),
+                    acquired_at=case((ours_and_live, leases.c.acquired_at), else_=now),
+                    expires_at=expires,
+                )
+                .returning(*leases.c)
+            ).mappings()
+            for row in taken:
+                prefix = row["prefix"]
+                claims[prefix] = Claim(started, now, True, _lease(row), before.get(prefix))
+            held = self._read(conn, [p for p in contested if p not in claims])
+            for prefix, current in held.items():
+                claims[prefix] = Claim(started, now, False, current, before.get(prefix))
+        return claims
 
-    def _read(self, conn: Connection, prefix: str) -> LeaseRow | None:
-        row = conn.execute(select(leases).where(leases.c.prefix == prefix)).mappings().first()
-        return None if row is None else _lease(row)
+    def _read(self, conn: Connection, prefixes: Sequence[str]) -> dict[str, LeaseRow]:
+        if not prefixes:
+            return {}
+        rows = conn.execute(select(leases).where(leases.c.prefix.in_(prefixes))).mappings()
+        return {row["prefix"]: _lease(row) for row in rows}
 
     def release(self, held: Mapping[str, int]) -> int:
         """Give up these leases (prefix -> our epoch) at once: expires_at = 0. How many."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ class LeaseOwnership:
         self._loop: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._acquiring: dict[str, asyncio.Future[Claim | None]] = {}
+        # Prefixes waiting for the next acquisition transaction, and the task running them.
+        self._wanted: list[str] = []
+        self._acquirer: asyncio.Task[None] | None = None
         self._handing: set[str] = set()
         # After a failed on-demand acquisition, requests wait this long to try again.
         self._retry_at: dict[str, float] = {}
@@ -303,25 +307,62 @@ class LeaseOwnership:
         return True
 
     async def _acquire(self, prefix: str) -> Claim | None:
-        """One acquisition attempt at a time per prefix; None when the database failed."""
+        """One acquisition attempt at a time per prefix; None when the database failed.
+
+        Attempts wanting the writer at the same time share one transaction: a dead
+        owner's prefixes are taken together, and the heartbeat never queues behind
+        a transaction per prefix."""
         pending = self._acquiring.get(prefix)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
-        self._acquiring[prefix] = future
-        exited = self._view.exited
-        claim: Claim | None = None
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._acquiring[prefix] = pending
+            self._wanted.append(prefix)
+            if self._acquirer is None:
+                self._acquirer = asyncio.get_running_loop().create_task(self._acquire_wanted())
+                self._tasks.add(self._acquirer)
+                self._acquirer.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(pending)
+
+    async def _acquire_wanted(self) -> None:
+        """Take every wanted prefix, a transaction per batch, until none is left."""
+        batch: list[str] = []
         try:
-            claim = await self._on_writer(lambda: self._db.acquire(prefix, exited))
-            self._claimed(claim)
-        except Exception as exc:
-            log.warning("could not acquire prefix %r: %s", prefix, exc)
-            self._retry_at[prefix] = self._monotonic() + self.tick / 4
+            while self._wanted:
+                batch, self._wanted = self._wanted, []
+                exited = self._view.exited
+                claims: dict[str, Claim] = {}
+                try:
+                    claims = await self._on_writer(
+                        functools.partial(self._db.acquire_many, batch, exited)
+                    )
+                except Exception as exc:
+                    log.warning("could not acquire %s: %s", _some(batch), exc)
+                    retry_at = self._monotonic() + self.tick / 4
+                    self._retry_at.update(dict.fromkeys(batch, retry_at))
+                retry_at = self._monotonic() + self.tick / 4
+                for prefix in batch:
+                    claim = claims.get(prefix)
+                    if claim is None:
+                        self._retry_at[prefix] = retry_at
+                    try:
+                        if claim is not None:
+                            self._claimed(claim)
+                    except Exception as exc:
+                        log.warning("could not take prefix %r: %s", prefix, exc)
+                        claim = None
+                    self._settle(prefix, claim)
+                batch = []
         finally:
-            del self._acquiring[prefix]
-            if not future.done():
-                future.set_result(claim)
-        return claim
+            # Cancelled (stop): nobody waits for ever.
+            for prefix in batch + self._wanted:
+                self._settle(prefix, None)
+            self._wanted = []
+            self._acquirer = None
+
+    def _settle(self, prefix: str, claim: Claim | None) -> None:
+        future = self._acquiring.pop(prefix, None)
+        if future is not None and not future.done():
+            future.set_result(claim)
 
     # -- the store's and the router's questions ----------------------------------
 
@@ -429,3 +470,10 @@ class LeaseOwnership:
             if prefix not in found and holder is not None:
                 found[prefix] = holder
         return [found[p] for p in sorted(found)]
+
+
+def _some(prefixes: list[str]) -> str:
+    """A log's short name for a batch of prefixes."""
+    if len(prefixes) == 1:
+        return f"prefix {prefixes[0]!r}"
+    return f"{len(prefixes)} prefixes ({prefixes[0]!r}, ...)"
