@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from harness.nemesis.clock import ClockSkew
 from marketcache.v1 import cache_pb2
-from services.client.near.clock_offset import ClockOffset
+from services.client.near.clock_offset import MAX_RISE, ClockOffset
 from services.client.near.near_cache import NearCache
 from tests.near_cache.test_history import free_port_env, run_history
 from tests.support.processes import start_service
@@ -90,16 +90,36 @@ def test_a_stream_start_is_trusted_from_when_it_was_asked_for() -> None:
     assert not near.trusted("p")
 
 
-def test_the_offset_estimate_is_the_windows_least_sample() -> None:
+def test_the_offset_estimate_is_the_windows_least_sample_rising_slowly() -> None:
     now = [0.0]
     offset = ClockOffset(window=10, monotonic=lambda: now[0])
     assert offset.delay(8.3) == 0.0
     assert offset.delay(8.001) == 0.0
     now[0] = 5.0
     assert offset.delay(8.5) == pytest.approx(0.499)
-    now[0] = 10.5  # 8.001 (taken at 0) leaves the window; 8.5 (at 5) stays
-    assert offset.delay(8.6) == pytest.approx(0.1)
-    assert offset.estimate == 8.5
+    now[0] = 10.5  # 8.001 (taken at 0) leaves the window; 8.5 (at 5) stays...
+    # ...but the estimate rises by at most MAX_RISE a second since it was last given.
+    assert offset.delay(8.6) == pytest.approx(8.6 - (8.001 + 5.5 * MAX_RISE))
+    assert offset.estimate == pytest.approx(8.001 + 5.5 * MAX_RISE)
+    # A step forward of the client's clock is followed, slowly: counted as delay meanwhile.
+    for _ in range(60):
+        now[0] += 1.0
+        offset.delay(8.5)
+    assert offset.estimate == pytest.approx(8.5)
+
+
+def test_a_late_message_after_a_silence_longer_than_the_window_counts_its_delay() -> None:
+    now = [0.0]
+    offset = ClockOffset(window=10, monotonic=lambda: now[0])
+    for _ in range(10):  # a healthy stream: 1 ms from stamp to receipt
+        now[0] += 0.1
+        assert offset.delay(0.001) == pytest.approx(0.0)
+    # A partition leaves the socket open: nothing for 15 s, then the backlog, the
+    # first message of it stamped 5 s before it arrives. Before the rise was bounded
+    # the window held only that sample, and it counted as no delay at all.
+    now[0] += 15.0
+    assert offset.delay(5.0) > 4.8
+    assert offset.delay(5.0 - 0.3) > 4.5
 
 
 @pytest.mark.e2e
