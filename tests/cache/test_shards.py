@@ -136,9 +136,13 @@ async def test_ownership_takeover_and_fencing_are_per_shard(dbs: list[str], tmp_
             for s in (0, 1)}  # fmt: skip
     theirs = {s: next(p for p in prefixes_in(s, urls, 50, "o") if preferred(p, NODES) == "node-b")
               for s in (0, 1)}  # fmt: skip
+    # The product's default lease. Both nodes run their four heartbeats (two shards each)
+    # on this test's one event loop: under load they took 1-2 s and came 3 s apart, so a
+    # 2 s lease let node-a see node-b lapse and take node-b's prefix itself (correctly,
+    # by the table it read). Nothing here waits for a lease to expire.
     servers = {
         n: sharded_server(
-            tmp_path / n, urls, CollectorRegistry(), CACHE_NODE_ID=n, CACHE_LEASE_SECONDS="2"
+            tmp_path / n, urls, CollectorRegistry(), CACHE_NODE_ID=n, CACHE_LEASE_SECONDS="10"
         )
         for n in NODES
     }
