@@ -38,12 +38,12 @@ PA = next(p for p in (f"a{i}" for i in range(100)) if preferred(p, NODES) == "no
 PB = next(p for p in (f"b{i}" for i in range(100)) if preferred(p, NODES) == "node-b")
 
 
-# Both nodes share this test's event loop, so a loaded machine delays their heartbeats
-# and acquisitions together. A lease is locally valid 3/4 of it after its transaction
-# began: a 1 s lease could lapse before the loop got to use a fresh acquisition
-# ("another node holds its lease"). These tests are about routing, not lease timing;
-# 5 s still lets the health test see a stuck heartbeat within 4 s.
-PAIR_LEASE_SECONDS = 5
+# The product's default lease. Both nodes share this test's event loop, so a loaded
+# machine delays their heartbeats and acquisitions together, and a lease is locally
+# valid 3/4 of it after its transaction began: with 1 s and then 5 s a fresh acquisition
+# lapsed before the loop got to use it ("another node holds its lease"). These tests are
+# about routing, not lease timing.
+PAIR_LEASE_SECONDS = 10
 
 
 @dataclass
