@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ def home_of(prefix: str, urls: Sequence[str]) -> int:
 
 
 def prefixes_in(shard: int, urls: Sequence[str], count: int, stem: str = "p") -> list[str]:
-    """`count` prefixes homed in `shard`."""
-    found = [p for p in (f"{stem}{i}" for i in range(10_000)) if home_of(p, urls) == shard]
-    return found[:count]
+    """`count` prefixes homed in `shard` (the first ones, in order)."""
+    identities = [shard_identity(u) for u in urls]  # parsed once, not once per prefix
+    homed = (p for p in (f"{stem}{i}" for i in range(10_000)) if home(p, identities) == shard)
+    return list(itertools.islice(homed, count))
 
 
 def sql(url: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -14,8 +14,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
+from services.cache.ownership.leases import LeaseOwnership
 from services.cache.ownership.membership import preferred
+from services.cache.server import CacheServer
 from services.cache.shards.homes import StrandedDataError
+from services.cache.shards.sharded_ownership import ShardedOwnership
 from services.common.json_value import to_value
 from tests.cache.harness import cache_stub
 from tests.cache.shard_support import (
@@ -136,9 +139,13 @@ async def test_ownership_takeover_and_fencing_are_per_shard(dbs: list[str], tmp_
             for s in (0, 1)}  # fmt: skip
     theirs = {s: next(p for p in prefixes_in(s, urls, 50, "o") if preferred(p, NODES) == "node-b")
               for s in (0, 1)}  # fmt: skip
+    # The product's default lease. Both nodes run their four heartbeats (two shards each)
+    # on this test's one event loop: under load they took 1-2 s and came up to 3.4 s
+    # apart, so a 2 s lease lapsed ("membership heartbeat has not succeeded in time").
+    # Nothing here waits for a lease to expire.
     servers = {
         n: sharded_server(
-            tmp_path / n, urls, CollectorRegistry(), CACHE_NODE_ID=n, CACHE_LEASE_SECONDS="2"
+            tmp_path / n, urls, CollectorRegistry(), CACHE_NODE_ID=n, CACHE_LEASE_SECONDS="10"
         )
         for n in NODES
     }
@@ -146,10 +153,13 @@ async def test_ownership_takeover_and_fencing_are_per_shard(dbs: list[str], tmp_
         await server.start()
     try:
         a, b = servers["node-a"], servers["node-b"]
+        # In each shard: members() merges the shards, and a node that has seen the other
+        # in one shard only takes the other's prefixes in the second itself.
         await eventually(
             lambda: all(
-                {m.node_id for m in s.ownership.members() if m.alive} == set(NODES)
+                {m.node_id for m in _shard(s, p).members() if m.alive} == set(NODES)
                 for s in servers.values()
+                for p in mine.values()
             ),
             30,
             "the nodes never saw each other in both shards",
@@ -220,6 +230,12 @@ async def test_ownership_takeover_and_fencing_are_per_shard(dbs: list[str], tmp_
     finally:
         for server in servers.values():
             await server.stop()
+
+
+def _shard(server: CacheServer, prefix: str) -> LeaseOwnership:
+    """The leases of `prefix`'s home shard on a sharded `server`."""
+    assert isinstance(server.ownership, ShardedOwnership)
+    return server.ownership.home(prefix)
 
 
 async def _agree(prefix: str, owner: str, *stubs: cache_pb2_grpc.CacheServiceAsyncStub) -> None:

@@ -15,7 +15,7 @@ from services.common.errors import status_details
 from services.common.json_value import from_value, to_value
 from services.common.wire import FORWARDED_BY, OWNER_HEADER
 from tests.cache.harness import ADMIN_TOKEN, cache_stub
-from tests.ownership.conftest import PA, PB, Pair
+from tests.ownership.conftest import PA, PAIR_LEASE_SECONDS, PB, Pair
 from tests.support.polling import eventually
 
 ADMIN = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
@@ -116,7 +116,8 @@ async def test_health_is_degraded_while_the_heartbeat_cannot_commit(
                 reply = await a.Health(cache_pb2.HealthRequest())
                 return reply.status == "degraded" and "no valid membership" in reply.reason
 
-            await eventually(degraded, 10, "Health never said degraded")
+            # 3/4 of the pair's lease after the last heartbeat began, and a margin.
+            await eventually(degraded, PAIR_LEASE_SECONDS * 3, "Health never said degraded")
         finally:
             lock.execute("ROLLBACK")
             lock.close()
@@ -124,4 +125,4 @@ async def test_health_is_degraded_while_the_heartbeat_cannot_commit(
         async def healthy() -> bool:
             return (await a.Health(cache_pb2.HealthRequest())).status == "healthy"
 
-        await eventually(healthy, 10, "Health never recovered")
+        await eventually(healthy, PAIR_LEASE_SECONDS * 3, "Health never recovered")
