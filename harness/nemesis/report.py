@@ -35,12 +35,14 @@ def render(results: Sequence[RoundResult], seconds: float) -> str:
         "unavailability window is the longest a key went without an acknowledged write from "
         "the fault on, as the clients saw it (a call stuck at a silent node counts until its 2 s "
         "deadline; max and median over rounds); keys unrecovered are those with no acknowledged "
-        "write between the fault and the settle, a few seconds after the cluster recovered.",
+        "write between the fault and the settle, a few seconds after the cluster recovered. "
+        "Refused writes were answered RESOURCE_EXHAUSTED, known not applied (a full disk): they "
+        "are not among the operations, and none may ever be read back.",
         "",
-        "| fault | database | rounds | operations | acknowledged writes | lost writes "
-        "| stale reads | unavailability window (max / median, s) | keys unrecovered at the settle "
-        "| other violations |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| fault | database | rounds | operations | acknowledged writes | refused writes "
+        "| lost writes | stale reads | unavailability window (max / median, s) "
+        "| keys unrecovered at the settle | other violations |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[str, str], list[RoundResult]] = {}
     for r in results:
@@ -52,6 +54,7 @@ def render(results: Sequence[RoundResult], seconds: float) -> str:
         lines.append(
             f"| {fault}: {what} | {database} | {len(rounds)} "
             f"| {sum(r.operations for r in rounds)} | {sum(r.acknowledged for r in rounds)} "
+            f"| {sum(r.refused for r in rounds)} "
             f"| {sum(r.lost for r in rounds)} | {sum(r.stale for r in rounds)} "
             f"| {max(windows):.1f} / {statistics.median(windows):.1f} "
             f"| {sum(r.unrecovered for r in rounds)} | {max(0, other)} |"
