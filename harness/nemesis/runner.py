@@ -134,7 +134,7 @@ async def run(
                 results.append(result)
                 log.info(
                     "round %d %s on %s: %d ops, %d acked, %d refused, lost %d, stale %d, "
-                    "window %.1fs%s",
+                    "window %.1fs (%s), %d keys unrecovered%s",
                     len(results),
                     fault.name,
                     result.victim,
@@ -144,6 +144,8 @@ async def run(
                     result.lost,
                     result.stale,
                     result.window,
+                    result.slowest_key,
+                    result.unrecovered,
                     "; " + "; ".join(result.problems[:3]) if result.problems else "",
                 )
         finally:
