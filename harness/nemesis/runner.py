@@ -32,6 +32,9 @@ from marketcache.v1 import cache_pb2, cache_pb2_grpc
 log = logging.getLogger(__name__)
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# A round whose slowest key went longer than this without a write logs what its writes
+# were told (seconds; a normal failover takes about one lease).
+SLOW_WINDOW = 3.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,13 @@ async def run(
                     result.unrecovered,
                     "; " + "; ".join(result.problems[:3]) if result.problems else "",
                 )
+                if result.window > SLOW_WINDOW:
+                    log.info(
+                        "round %d: %s's last failed writes: %s",
+                        len(results),
+                        result.slowest_key,
+                        " | ".join(workload.segment.errors.get(result.slowest_key, [])),
+                    )
         finally:
             stop.set()
             if watcher is not None:
