@@ -41,8 +41,10 @@ class RoundResult:
     refused: int = 0
     lost: int = 0
     stale: int = 0
-    # Longest time any key went without an acknowledged write, from the fault on (s).
+    # Longest time any key went without an acknowledged write, from the fault to the
+    # end of the round (s), and that key.
     window: float = 0.0
+    slowest_key: str = ""
     # Keys with no write acknowledged between the fault and the settle: an
     # availability figure (the round ends a few seconds after recovery), not a violation.
     unrecovered: int = 0
@@ -82,9 +84,11 @@ def check_segment(
     result.problems += found[:5]
     for key in segment.ops:
         times = sorted(t for t in segment.acks.get(key, []) if t >= fault_at)
-        # A key never written again was unavailable until the round ended.
-        edges = [fault_at, *(times or [ended_at])]
-        result.window = max([result.window, *(b - a for a, b in itertools.pairwise(edges))])
+        # A key not written again after some time was unavailable until the round ended.
+        edges = [fault_at, *times, ended_at]
+        window = max(b - a for a, b in itertools.pairwise(edges))
+        if window > result.window:
+            result.window, result.slowest_key = window, key
     result.unrecovered = sum(
         1 for key in segment.ops if not [t for t in segment.acks.get(key, []) if t >= fault_at]
     )

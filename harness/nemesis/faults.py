@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -74,16 +74,23 @@ def register(
     return add
 
 
-def fault_classes(dialect: str) -> list[FaultClass]:
+def fault_classes(dialect: str, only: Collection[str] | None = None) -> list[FaultClass]:
     """Every registered class that applies to `dialect` and can run here, plugins
-    loaded, by name."""
+    loaded, by name; with `only`, those of these names (an unknown name is an error)."""
     for module in PLUGINS:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
-    usable = (f for f in REGISTRY.values() if dialect in f.databases and f.needs() is None)
+    unknown = sorted(set(only or ()) - set(REGISTRY))
+    if unknown:
+        raise ValueError(f"unknown fault classes {unknown}; known: {sorted(REGISTRY)}")
+    usable = (
+        f
+        for f in REGISTRY.values()
+        if dialect in f.databases and f.needs() is None and (only is None or f.name in only)
+    )
     return sorted(usable, key=lambda f: f.name)
 
 

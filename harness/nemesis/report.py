@@ -28,14 +28,17 @@ def render(results: Sequence[RoundResult], seconds: float) -> str:
         "check, acknowledged-never-lost, the near cache's bounded staleness (1 s), and the "
         "lease table's epochs (polled every 0.5 s) never going backwards. Lease 2 s. The "
         "unavailability window is the longest a key went without an acknowledged write from "
-        "the fault on, as the clients saw it (a call stuck at a silent node counts until its 2 s "
-        "deadline; max and median over rounds); keys unrecovered are those with no acknowledged "
-        "write between the fault and the settle, a few seconds after the cluster recovered.",
+        "the fault to the end of the round, as the clients saw it (a call stuck at a silent "
+        "node counts until its 2 s deadline; max and median over rounds); keys unrecovered are "
+        "those with no acknowledged write between the fault and the settle, a few seconds "
+        "after the cluster recovered. "
+        "Refused writes were answered RESOURCE_EXHAUSTED, known not applied (a full disk): they "
+        "are not among the operations, and none may ever be read back.",
         "",
-        "| fault | database | rounds | operations | acknowledged writes | lost writes "
-        "| stale reads | unavailability window (max / median, s) | keys unrecovered at the settle "
-        "| other violations |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| fault | database | rounds | operations | acknowledged writes | refused writes "
+        "| lost writes | stale reads | unavailability window (max / median, s) "
+        "| keys unrecovered at the settle | other violations |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[str, str], list[RoundResult]] = {}
     for r in results:
@@ -47,6 +50,7 @@ def render(results: Sequence[RoundResult], seconds: float) -> str:
         lines.append(
             f"| {fault}: {what} | {database} | {len(rounds)} "
             f"| {sum(r.operations for r in rounds)} | {sum(r.acknowledged for r in rounds)} "
+            f"| {sum(r.refused for r in rounds)} "
             f"| {sum(r.lost for r in rounds)} | {sum(r.stale for r in rounds)} "
             f"| {max(windows):.1f} / {statistics.median(windows):.1f} "
             f"| {sum(r.unrecovered for r in rounds)} | {max(0, other)} |"

@@ -3,9 +3,10 @@
 A round: traffic, a fault on a random node (a random registered class), the
 heal, recovery (every node sees all three members), a settle (every key read
 back), and the checks (`checks.py`). `run` does rounds until its time is up, or
-with `each_once` every fault class once (the bounded version `make test` runs).
-On SQLite, as root, the file is on a small tmpfs of its own for the whole run,
-which the full-disk fault fills.
+with `each_once` every fault class once (the bounded version `make test` runs);
+`faults` restricts a run to the classes it names (`NEMESIS_FAULTS`). On SQLite,
+as root, the file is on a small tmpfs of its own for the whole run, which the
+full-disk fault fills.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ from marketcache.v1 import cache_pb2, cache_pb2_grpc
 log = logging.getLogger(__name__)
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# A round whose slowest key went longer than this without a write logs what its writes
+# were told (seconds; a normal failover takes about one lease).
+SLOW_WINDOW = 3.0
 
 
 @dataclass(frozen=True)
@@ -92,11 +96,17 @@ async def run(
     seed: int | None = None,
     settings: Settings = Settings(),
     pg_admin_dsn: str = PG_ADMIN_DSN,
+    faults: Collection[str] | None = None,
 ) -> list[RoundResult]:
-    """Rounds against three caches on `dialect` (sqlite or postgresql); their results."""
+    """Rounds against three caches on `dialect` (sqlite or postgresql); their results.
+    With `faults`, only the classes of these names (none that applies: no round)."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
-    log.info("nemesis on %s, seed %d", dialect, seed)
+    classes = fault_classes(dialect, faults)
+    if not classes:
+        log.info("nemesis on %s: none of the fault classes %s applies", dialect, faults)
+        return []
+    log.info("nemesis on %s, seed %d, %s", dialect, seed, ", ".join(f.name for f in classes))
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     results: list[RoundResult] = []
     with _database(dialect, workdir, pg_admin_dsn) as (url, small_disk):
@@ -115,7 +125,6 @@ async def run(
                 for k in range(settings.keys_per_prefix)
             ]
             workload = Workload(cluster, keys, rng)
-            classes = fault_classes(dialect)
             initial: dict[str, object] = dict.fromkeys(keys)
             ends = time.monotonic() + seconds
             plan = list(classes)
@@ -128,7 +137,7 @@ async def run(
                 results.append(result)
                 log.info(
                     "round %d %s on %s: %d ops, %d acked, %d refused, lost %d, stale %d, "
-                    "window %.1fs%s",
+                    "window %.1fs (%s), %d keys unrecovered%s",
                     len(results),
                     fault.name,
                     result.victim,
@@ -138,8 +147,17 @@ async def run(
                     result.lost,
                     result.stale,
                     result.window,
+                    result.slowest_key,
+                    result.unrecovered,
                     "; " + "; ".join(result.problems[:3]) if result.problems else "",
                 )
+                if result.window > SLOW_WINDOW:
+                    log.info(
+                        "round %d: %s's last failed writes: %s",
+                        len(results),
+                        result.slowest_key,
+                        " | ".join(workload.segment.errors.get(result.slowest_key, [])),
+                    )
         finally:
             stop.set()
             if watcher is not None:

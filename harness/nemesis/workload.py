@@ -29,6 +29,8 @@ from services.common.json_value import from_value, to_value
 # Every call's deadline (seconds): a call stuck at a silent node gives up.
 CALL_TIMEOUT = 2.0
 NEAR_BOUND_MS = 1000
+# Failed writes' errors kept per key and round (the round's log shows its slowest key's).
+ERRORS_KEPT = 3
 TTL = 3600
 
 
@@ -43,6 +45,8 @@ class Segment:
     acks: dict[str, list[float]] = field(default_factory=dict)
     # key -> values of writes refused RESOURCE_EXHAUSTED: known not applied
     refused: dict[str, list[object]] = field(default_factory=dict)
+    # key -> what its failed writes were told, newest last (the last few kept)
+    errors: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, key: str, op: Op) -> None:
         self.ops.setdefault(key, []).append(op)
@@ -130,13 +134,20 @@ class Workload:
                 complete = time.monotonic()
             except CacheError as exc:
                 code = exc.code
+                self._failed(key, str(exc))
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
+                self._failed(key, f"{code.name}: {exc.details()}")
             if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
                 self.segment.refused.setdefault(key, []).append(value)
             else:
                 self.segment.add(key, Op(WRITE, value, invoke, complete, client=0))
             await asyncio.sleep(self.rng.uniform(0.02, 0.08))
+
+    def _failed(self, key: str, error: str) -> None:
+        errors = self.segment.errors.setdefault(key, [])
+        errors.append(error)
+        del errors[:-ERRORS_KEPT]
 
     async def _reader(self, index: int) -> None:
         while not self._stop.is_set():

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 # Attempts per call: the first, then after a redirect or a dead owner.
 _ATTEMPTS = 3
+# What a directly called owner's failure says: it is gone (UNAVAILABLE) or silent.
+_OWNER_FAILED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 Metadata = Sequence[tuple[str, str]] | None
 
 
@@ -157,13 +159,18 @@ class Transport:
             # before the commit): any call is safe to send again, to the owner named.
             self.learn(redirect.prefix, redirect.address)
             return redirect.address if redirect.address not in ("", address) else None
-        if address == self.address or exc.code() is not grpc.StatusCode.UNAVAILABLE:
+        code = exc.code()
+        if address == self.address or code not in _OWNER_FAILED:
             return None
-        # An owner we called directly is gone: forget it, and go through `address`.
+        # An owner we called directly is gone, or silent (paused, or cut off behind a
+        # link that still accepts): forget it, so that calls go through `address`, which
+        # forwards them to whoever owns the prefix now. Kept after a silence, the route
+        # would send every later call to the silent node until it answered again.
+        self._routes = {p: a for p, a in self._routes.items() if a != address}
         # A write is sent again only when it never left (no connection): one that may
         # have reached the dead owner has an unknown outcome, for the caller to judge.
-        self._routes = {p: a for p, a in self._routes.items() if a != address}
-        if write and not never_sent(exc):
+        # After a silence the deadline is spent: nothing is sent again.
+        if code is not grpc.StatusCode.UNAVAILABLE or (write and not never_sent(exc)):
             return None
         return self.address
 

@@ -114,6 +114,11 @@ MUTATIONS = {
     "CacheDbNotSynchronous": [("== 0", "== 5"), ("for: 10m", "for: 0m")],
     "CacheDbDiskFull": [("== 1", "== 2"), ("for: 1m", "for: 0m")],
     "CacheClientClockOffsetHigh": [("abs(", "("), ("> 0.5", "> 0.1")],
+    "CacheClientWatchSilent": [
+        ("> 0", "> 1000"),
+        ("for: 10m", "for: 0m"),
+        ('reason="silent"', 'reason=~".+"'),
+    ],
 }
 
 

@@ -32,10 +32,20 @@ def _check(segment: Segment, settled: object) -> RoundResult:
 
 
 def test_a_clean_history_passes_and_measures_the_window() -> None:
-    result = _check(_segment(), "b")
+    segment = _segment()
+    segment.add("p:k", Op(WRITE, "c", 2.5, 2.7))
+    result = _check(segment, "c")
     assert (result.lost, result.stale, result.problems) == (0, 0, [])
-    assert result.acknowledged == 2
+    assert result.acknowledged == 3
     assert abs(result.window - 0.6) < 1e-9
+    assert result.slowest_key == "p:k"
+
+
+def test_a_key_that_stops_being_written_counts_until_the_round_ends() -> None:
+    # Acknowledged 0.6 s after the fault, then never again: 0.9 s without a write.
+    result = _check(_segment(), "b")
+    assert (result.unrecovered, result.problems) == (0, [])
+    assert abs(result.window - 0.9) < 1e-9
 
 
 def test_an_acknowledged_write_lost_is_counted() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 # The scripted servicer carries the RPC names of the generated base class.
 # ruff: noqa: N802
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -45,6 +46,24 @@ class ScriptedNode(cache_pb2_grpc.CacheServiceServicer):
 
     async def Set(self, request: cache_pb2.SetRequest, context: Any) -> Any:
         return await self._refuse(request.key, context)
+
+
+class SilentNode(cache_pb2_grpc.CacheServiceServicer):
+    """A node that takes every data call and never answers it (paused, or cut off
+    behind a link that still accepts)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def _hang(self, context: Any) -> Any:
+        self.calls += 1
+        await asyncio.Event().wait()  # until the caller's deadline cancels the call
+
+    async def Get(self, request: cache_pb2.GetRequest, context: Any) -> Any:
+        return await self._hang(context)
+
+    async def Set(self, request: cache_pb2.SetRequest, context: Any) -> Any:
+        return await self._hang(context)
 
 
 @asynccontextmanager
@@ -128,3 +147,32 @@ async def test_a_write_whose_outcome_is_unknown_is_not_sent_again(
             await client.set(f"{PB}:k", "w")
         assert node.calls == 2
     assert await client.get(f"{PB}:k") == "v"
+
+
+@pytest.mark.parametrize("op", ["get", "set"])
+async def test_an_owner_that_never_answers_is_forgotten_after_the_deadline(
+    pair: Pair, op: str
+) -> None:
+    # A call to a learned owner that ends DEADLINE_EXCEEDED (the owner paused, or cut
+    # off behind a link that still accepts) used to leave the route in place: every
+    # later call on the prefix went to the silent node and timed out in turn, for as
+    # long as it stayed silent, although the seed would have forwarded it to the
+    # prefix's new owner.
+    client = CacheClient(pair.a.address, timeout=1)
+    silent = SilentNode()  # type: ignore[abstract]  # Get and Set are enough
+    add = cache_pb2_grpc.add_CacheServiceServicer_to_server
+    try:
+        await client.set(f"{PB}:k", "v")
+        async with grpc_server(lambda server: add(silent, server)) as (address, _):
+            client.transport.learn(PB, address)
+            call = client.get(f"{PB}:k") if op == "get" else client.set(f"{PB}:k", "w")
+            with pytest.raises(CacheUnavailable, match="DEADLINE_EXCEEDED"):
+                await call
+            assert silent.calls == 1
+            assert PB not in client.transport.routes()
+            # The next call goes through the seed, which forwards it to the owner.
+            assert await client.get(f"{PB}:k") in ("v", "w")
+            assert silent.calls == 1
+            assert client.transport.routes() == {PB: pair.b.address}
+    finally:
+        await client.close()
