@@ -100,7 +100,7 @@ bench: $(STAMP) deps ## Run the benchmarks; writes BENCHMARKS.md and bench/resul
 bench-quick: $(STAMP) deps ## The benchmarks in quick mode (under 2 minutes)
 	$(PY) -m bench --quick
 
-nemesis: $(STAMP) ## Random faults against three caches on SQLite and PostgreSQL (NEMESIS_SECONDS, default 600); writes its table into RELIABILITY.md
+nemesis: $(STAMP) ## Random faults against three caches on SQLite and PostgreSQL (NEMESIS_SECONDS, default 600; NEMESIS_FAULTS=a,b for only those classes); writes its table into RELIABILITY.md
 	$(PY) -m harness.nemesis --seconds $${NEMESIS_SECONDS:-600} --reliability RELIABILITY.md --json var/nemesis.json
 
 bench-check: $(STAMP) ## Cost-per-call ratios to the floor, quickly (< 3 min); fails if one is >20% worse than BENCHMARKS.md's

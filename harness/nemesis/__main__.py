@@ -7,6 +7,7 @@ import asyncio
 import faulthandler
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -23,12 +24,18 @@ def main() -> int:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--each-once", action="store_true", help="every fault class once")
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--faults",
+        default=os.environ.get("NEMESIS_FAULTS", ""),
+        help="only these fault classes, comma-separated (default: $NEMESIS_FAULTS, else all)",
+    )
     parser.add_argument("--pg-admin-dsn", default=PG_ADMIN_DSN)
     parser.add_argument("--json", type=Path, help="write every round's result here")
     parser.add_argument("--reliability", type=Path, help="write the table into this RELIABILITY.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     databases = [d for d in args.databases.split(",") if d]
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()] or None
     # A run that hangs dumps every thread's stack and exits, instead of hanging a CI job.
     faulthandler.dump_traceback_later(args.seconds + 300.0 * len(databases) + 300.0, exit=True)
     began = time.monotonic()
@@ -43,6 +50,7 @@ def main() -> int:
                     each_once=args.each_once,
                     seed=args.seed,
                     pg_admin_dsn=args.pg_admin_dsn,
+                    faults=faults,
                 )
             )
     took = time.monotonic() - began

@@ -3,9 +3,11 @@
 A round: traffic, a fault on a random node (a random registered class), the
 heal, recovery (every node sees all three members), a settle (every key read
 back), and the checks (`checks.py`). `run` does rounds until its time is up, or
-with `each_once` every fault class once (the bounded version `make test` runs).
-On SQLite, as root, the file is on a small tmpfs of its own for the whole run,
-which the full-disk fault fills.
+with `each_once` every fault class once (the bounded version `make test` runs);
+`faults` restricts a run to the classes it names (`NEMESIS_FAULTS`). On SQLite,
+as root, the file is on a small tmpfs of its own for the whole run, which the
+full-disk fault fills. When a class of the run needs a node in a network
+namespace (netns-partition), one node drawn at random lives there for the run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +70,7 @@ async def _recovered(cluster: NemesisCluster, within: float = 90.0) -> None:
     while True:
         agreed = 0
         for name in NODES:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{cluster.ports[name]}") as channel:
+            async with grpc.aio.insecure_channel(cluster.direct(name)) as channel:
                 stub = cache_pb2_grpc.CacheServiceStub(channel)
                 try:
                     reply = await stub.ListOwners(cache_pb2.ListOwnersRequest(), timeout=3)
@@ -92,15 +94,24 @@ async def run(
     seed: int | None = None,
     settings: Settings = Settings(),
     pg_admin_dsn: str = PG_ADMIN_DSN,
+    faults: Collection[str] | None = None,
 ) -> list[RoundResult]:
-    """Rounds against three caches on `dialect` (sqlite or postgresql); their results."""
+    """Rounds against three caches on `dialect` (sqlite or postgresql); their results.
+    With `faults`, only the classes of these names (none that applies: no round)."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
-    log.info("nemesis on %s, seed %d", dialect, seed)
+    classes = fault_classes(dialect, faults)
+    if not classes:
+        log.info("nemesis on %s: none of the fault classes %s applies", dialect, faults)
+        return []
+    log.info("nemesis on %s, seed %d, %s", dialect, seed, ", ".join(f.name for f in classes))
+    netns_node = rng.choice(NODES) if any(f.namespace for f in classes) else None
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     results: list[RoundResult] = []
     with _database(dialect, workdir, pg_admin_dsn) as (url, small_disk):
-        cluster = NemesisCluster(url, workdir, settings.lease_seconds, small_disk)
+        cluster = NemesisCluster(
+            url, workdir, settings.lease_seconds, small_disk, netns_node=netns_node
+        )
         stop = asyncio.Event()
         epochs = EpochWatch(url)
         watcher: asyncio.Task[None] | None = None
@@ -115,7 +126,6 @@ async def run(
                 for k in range(settings.keys_per_prefix)
             ]
             workload = Workload(cluster, keys, rng)
-            classes = fault_classes(dialect)
             initial: dict[str, object] = dict.fromkeys(keys)
             ends = time.monotonic() + seconds
             plan = list(classes)
@@ -165,7 +175,7 @@ async def _round(  # noqa: PLR0917 (the round's collaborators, each once)
     settings: Settings,
 ) -> tuple[RoundResult, dict[str, object]]:
     lease = settings.lease_seconds
-    victim = rng.choice(NODES)
+    victim = rng.choice(fault.victims(cluster))
     result = RoundResult(fault.name, cluster.dialect, victim)
     backwards = len(epochs.backwards)
     workload.segment = segment = Segment()
