@@ -31,9 +31,10 @@ Their timings are logged, one line per round.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -117,27 +118,24 @@ class _Probe:
     async def prepare(self, within: float = 30.0) -> None:
         """Until the victim owns the prefix with a value written, and the near cache
         serves the key from the victim's stream."""
-        deadline = time.monotonic() + within
         near = self.near.near
         assert near is not None
-        while True:
-            try:
-                self.value = await self._set(self.peers[0])
-                reply = await self.stubs[self.victim].GetOwnership(
-                    cache_pb2.GetOwnershipRequest(prefix=self.prefix), timeout=CALL_TIMEOUT
-                )
-                if reply.owner.node_id == self.victim and reply.owner.epoch > 0:
-                    await self.near.get(self.key)
-                    if near.lookup(self.key) is not None:
-                        return
-            except (grpc.aio.AioRpcError, CacheError) as exc:
-                log.debug("the probe is not ready: %s", exc)
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{self.victim} did not come to own {self.prefix} with a warm near cache "
-                    f"within {within}s"
-                )
-            await asyncio.sleep(0.1)
+
+        async def ready() -> bool:
+            self.value = await self._set(self.peers[0])
+            reply = await self.stubs[self.victim].GetOwnership(
+                cache_pb2.GetOwnershipRequest(prefix=self.prefix), timeout=CALL_TIMEOUT
+            )
+            if reply.owner.node_id != self.victim or reply.owner.epoch == 0:
+                return False
+            await self.near.get(self.key)
+            return near.lookup(self.key) is not None
+
+        if not await _until(ready, time.monotonic() + within, 0.1):
+            raise TimeoutError(
+                f"{self.victim} did not come to own {self.prefix} with a warm near cache "
+                f"within {within}s"
+            )
 
     def silent_count(self) -> float:
         value = self.registry.get_sample_value("cache_near_flushes_total", {"reason": "silent"})
@@ -170,8 +168,12 @@ class _Probe:
         assert near is not None
         bound = NEAR_BOUND_MS / 1000 + (STILL_SENT if sends else 0.0)
         served_last = 0.0
-        while near.lookup(self.key) is not None:
-            served_last = time.monotonic() - cut_at
+        while True:
+            # Taken before the lookup: it served at this time or later.
+            at = time.monotonic() - cut_at
+            if near.lookup(self.key) is None:
+                break
+            served_last = at
             if served_last > bound + 1.0:
                 break
             await asyncio.sleep(0.01)
@@ -182,68 +184,79 @@ class _Probe:
                 f"owner {self.victim}, past its bound ({bound:.1f}s from the cut)"
             )
         deadline = cut_at + STALL_SECONDS + 3.0 + (STILL_SENT if sends else 0.0)
-        while self.silent_count() <= silent_before:
-            if time.monotonic() > deadline:
-                self.figures.problems.append(
-                    f"the near cache's stream from cut-off {self.victim} was not counted "
-                    f"silent within {deadline - cut_at:.1f}s"
-                )
-                return
-            await asyncio.sleep(0.05)
-        self.figures.silent_counted = time.monotonic() - cut_at
+
+        async def counted() -> bool:
+            return self.silent_count() > silent_before
+
+        if await _until(counted, deadline, 0.05):
+            self.figures.silent_counted = time.monotonic() - cut_at
+        else:
+            self.figures.problems.append(
+                f"the near cache's stream from cut-off {self.victim} was not counted "
+                f"silent within {deadline - cut_at:.1f}s"
+            )
 
     async def takeover(self, cut_at: float, lease: float) -> None:
         """Writes of the key through the peers until one is acknowledged (PostgreSQL)."""
         limit = lease + TAKEOVER_MARGIN
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                self.value = await self._set(self.peers[attempt % len(self.peers)])
-            except grpc.aio.AioRpcError:
-                if time.monotonic() - cut_at > limit:
-                    self.figures.problems.append(
-                        f"no write of {self.prefix} (owned by cut-off {self.victim}) was "
-                        f"acknowledged through another node within lease + "
-                        f"{TAKEOVER_MARGIN:.0f}s ({limit:.1f}s)"
-                    )
-                    return
-                await asyncio.sleep(0.05)
-                continue
-            took = time.monotonic() - cut_at
-            self.figures.takeover = took
-            if took > limit:
-                self.figures.problems.append(
-                    f"a write of {self.prefix} was acknowledged through another node only "
-                    f"{took:.1f}s after its owner {self.victim} was cut off (limit {limit:.1f}s)"
-                )
+        peers = itertools.cycle(self.peers)
+
+        async def written() -> bool:
+            self.value = await self._set(next(peers))
+            return True
+
+        if not await _until(written, cut_at + limit, 0.05):
+            self.figures.problems.append(
+                f"no write of {self.prefix} (owned by cut-off {self.victim}) was "
+                f"acknowledged through another node within lease + "
+                f"{TAKEOVER_MARGIN:.0f}s ({limit:.1f}s)"
+            )
             return
+        took = self.figures.takeover = time.monotonic() - cut_at
+        if took > limit:
+            self.figures.problems.append(
+                f"a write of {self.prefix} was acknowledged through another node only "
+                f"{took:.1f}s after its owner {self.victim} was cut off (limit {limit:.1f}s)"
+            )
 
     async def rejoined(self, within: float = 60.0) -> None:
         """After the heal: the victim serves the acknowledged value, and takes a write."""
         stub = self.stubs[self.victim]
-        deadline = time.monotonic() + within
-        seen: object = None
-        while True:
-            try:
-                reply = await stub.Get(cache_pb2.GetRequest(key=self.key), timeout=CALL_TIMEOUT)
-                seen = from_value(reply.value) if reply.found else None
-                if seen != self.value:
-                    self.figures.problems.append(
-                        f"{self.victim} served {self.key} = {seen!r} after the heal, "
-                        f"not the acknowledged {self.value!r}"
-                    )
-                    return
-                self.value = await self._set(self.victim)
-                return
-            except grpc.aio.AioRpcError:
-                if time.monotonic() > deadline:
-                    self.figures.problems.append(
-                        f"{self.victim} did not serve and take a write of {self.key} "
-                        f"within {within}s of the heal"
-                    )
-                    return
-                await asyncio.sleep(0.2)
+        stale: list[object] = []
+
+        async def served() -> bool:
+            reply = await stub.Get(cache_pb2.GetRequest(key=self.key), timeout=CALL_TIMEOUT)
+            seen = from_value(reply.value) if reply.found else None
+            if seen != self.value:
+                stale.append(seen)
+                return True
+            self.value = await self._set(self.victim)
+            return True
+
+        if not await _until(served, time.monotonic() + within, 0.2):
+            self.figures.problems.append(
+                f"{self.victim} did not serve and take a write of {self.key} "
+                f"within {within}s of the heal"
+            )
+        elif stale:
+            self.figures.problems.append(
+                f"{self.victim} served {self.key} = {stale[0]!r} after the heal, "
+                f"not the acknowledged {self.value!r}"
+            )
+
+
+async def _until(step: Callable[[], Awaitable[bool]], deadline: float, every: float) -> bool:
+    """Run `step` until it returns True (an error from a call: not yet) or `deadline`
+    passes; whether it returned True."""
+    while True:
+        try:
+            if await step():
+                return True
+        except (grpc.aio.AioRpcError, CacheError) as exc:
+            log.debug("not yet: %s", exc)
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(every)
 
 
 def _namespaced(cluster: NemesisCluster) -> list[str]:
