@@ -172,11 +172,13 @@ class NemesisCluster:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("*.log")))
 
     async def close(self) -> None:
-        for proxy in [*self.node_proxy.values(), *self.db_proxy.values()]:
-            proxy.heal()
-        for proc in self.nodes.values():
-            await asyncio.to_thread(proc.stop)
-        self._close_links()
+        try:
+            for proxy in [*self.node_proxy.values(), *self.db_proxy.values()]:
+                proxy.heal()
+            for proc in self.nodes.values():
+                await asyncio.to_thread(proc.stop)
+        finally:
+            self._close_links()
 
     def _close_links(self) -> None:
         """Close the proxies, and remove the namespace with its veths and rules."""
