@@ -195,7 +195,8 @@ def truncate_wal(db: Path, tries: int = 10) -> bool:
 
 def disk_alarm(node: ServiceProcess) -> bool:
     """Whether `node` has its cache_db_disk_full alarm up (False: also when it does not answer)."""
-    url = f"http://127.0.0.1:{node.metrics_port}/metrics"
+    host = node.grpc_address.rsplit(":", 1)[0] or "127.0.0.1"
+    url = f"http://{host}:{node.metrics_port}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=5) as reply:
             lines = reply.read().decode().splitlines()
@@ -214,9 +215,7 @@ class _Blobs:
 
     def __init__(self, cluster: NemesisCluster) -> None:
         self.cluster = cluster
-        self._channels = [
-            grpc.aio.insecure_channel(f"127.0.0.1:{cluster.ports[name]}") for name in NODES
-        ]
+        self._channels = [grpc.aio.insecure_channel(cluster.direct(name)) for name in NODES]
         self._stubs = [cache_pb2_grpc.CacheServiceStub(c) for c in self._channels]
 
     async def __aenter__(self) -> _Blobs:

@@ -5,7 +5,10 @@ about one node (the victim), leaving it heals. `register` adds one; the clock
 and disk faults live in modules of their own (`PLUGINS`) and register theirs on
 import. A fault that finds something wrong by itself (a node that exited) says
 so in `FaultContext.problems`. A class that cannot run here (a mount needs root)
-says why in `needs`, and is left out.
+says why in `needs`, and is left out. A class that acts on some nodes only names
+them (`victims`: peer-cut needs a proxy in front); one that needs a node of the
+cluster in a network namespace of its own says so (`namespace`), and the runner
+builds the cluster that way when the class is in the run.
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ from __future__ import annotations
 import asyncio
 import importlib
 import random
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 from harness.nemesis import signals
-from harness.nemesis.cluster import NemesisCluster
+from harness.nemesis.cluster import NODES, NemesisCluster
 from harness.nemesis.proxy import Direction
 
 BOTH = ("sqlite", "postgresql")
 # Modules that register more fault classes when they exist (harness/nemesis/clock.py, disk.py).
-PLUGINS = ("harness.nemesis.clock", "harness.nemesis.disk")
+PLUGINS = ("harness.nemesis.clock", "harness.nemesis.disk", "harness.nemesis.kernel_cut")
 
 
 @dataclass
@@ -41,10 +44,16 @@ class FaultContext:
 Inject = Callable[[FaultContext], AbstractAsyncContextManager[None]]
 # Why a fault class cannot run on this machine (None: it can).
 Needs = Callable[[], str | None]
+# The nodes of a cluster a fault class may act on.
+Victims = Callable[[NemesisCluster], Sequence[str]]
 
 
 def _always() -> str | None:
     return None
+
+
+def _any_node(_: NemesisCluster) -> Sequence[str]:
+    return NODES
 
 
 @dataclass(frozen=True)
@@ -56,19 +65,28 @@ class FaultClass:
     databases: tuple[str, ...]
     inject: Inject
     needs: Needs = _always
+    victims: Victims = _any_node
+    # Needs one node of the cluster in a network namespace of its own.
+    namespace: bool = False
 
 
 REGISTRY: dict[str, FaultClass] = {}
 
 
 def register(
-    name: str, what: str, databases: tuple[str, ...] = BOTH, needs: Needs = _always
+    name: str,
+    what: str,
+    databases: tuple[str, ...] = BOTH,
+    needs: Needs = _always,
+    *,
+    victims: Victims = _any_node,
+    namespace: bool = False,
 ) -> Callable[[Callable[[FaultContext], AsyncIterator[None]]], Inject]:
     """Decorate an async generator (break, yield, heal) as the fault class `name`."""
 
     def add(fn: Callable[[FaultContext], AsyncIterator[None]]) -> Inject:
         inject = asynccontextmanager(fn)
-        REGISTRY[name] = FaultClass(name, what, databases, inject, needs)
+        REGISTRY[name] = FaultClass(name, what, databases, inject, needs, victims, namespace)
         return inject
 
     return add
@@ -142,6 +160,7 @@ async def restart_beside_busy(ctx: FaultContext) -> AsyncIterator[None]:
 @register(
     "peer-cut",
     "a node cut off from its peers and clients (blackhole proxy, both ways, sockets open)",
+    victims=lambda cluster: sorted(cluster.node_proxy),
 )
 async def peer_cut(ctx: FaultContext) -> AsyncIterator[None]:
     with ctx.cluster.node_proxy[ctx.victim].partitioned():

@@ -6,7 +6,8 @@ back), and the checks (`checks.py`). `run` does rounds until its time is up, or
 with `each_once` every fault class once (the bounded version `make test` runs);
 `faults` restricts a run to the classes it names (`NEMESIS_FAULTS`). On SQLite,
 as root, the file is on a small tmpfs of its own for the whole run, which the
-full-disk fault fills.
+full-disk fault fills. When a class of the run needs a node in a network
+namespace (netns-partition), one node drawn at random lives there for the run.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ async def _recovered(cluster: NemesisCluster, within: float = 90.0) -> None:
     while True:
         agreed = 0
         for name in NODES:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{cluster.ports[name]}") as channel:
+            async with grpc.aio.insecure_channel(cluster.direct(name)) as channel:
                 stub = cache_pb2_grpc.CacheServiceStub(channel)
                 try:
                     reply = await stub.ListOwners(cache_pb2.ListOwnersRequest(), timeout=3)
@@ -107,10 +108,13 @@ async def run(
         log.info("nemesis on %s: none of the fault classes %s applies", dialect, faults)
         return []
     log.info("nemesis on %s, seed %d, %s", dialect, seed, ", ".join(f.name for f in classes))
+    netns_node = rng.choice(NODES) if any(f.namespace for f in classes) else None
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     results: list[RoundResult] = []
     with _database(dialect, workdir, pg_admin_dsn) as (url, small_disk):
-        cluster = NemesisCluster(url, workdir, settings.lease_seconds, small_disk)
+        cluster = NemesisCluster(
+            url, workdir, settings.lease_seconds, small_disk, netns_node=netns_node
+        )
         stop = asyncio.Event()
         epochs = EpochWatch(url)
         watcher: asyncio.Task[None] | None = None
@@ -183,7 +187,7 @@ async def _round(  # noqa: PLR0917 (the round's collaborators, each once)
     settings: Settings,
 ) -> tuple[RoundResult, dict[str, object]]:
     lease = settings.lease_seconds
-    victim = rng.choice(NODES)
+    victim = rng.choice(fault.victims(cluster))
     result = RoundResult(fault.name, cluster.dialect, victim)
     backwards = len(epochs.backwards)
     workload.segment = segment = Segment()

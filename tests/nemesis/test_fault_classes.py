@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from harness.nemesis import disk
+from harness.nemesis import disk, netns
 from harness.nemesis.cluster import NODES, NemesisCluster, fresh_postgres
 from harness.nemesis.faults import FaultClass, FaultContext, fault_classes
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
@@ -93,6 +93,13 @@ def test_the_plugins_register_their_classes_where_they_apply() -> None:
     assert {"clock-skew", "clock-slow"} <= postgresql - sqlite
     assert "full-disk" not in postgresql
     assert ("full-disk" in sqlite) == (disk.mount_refused() is None)
+    kernel_cut = netns.available() is None
+    assert ("netns-partition" in sqlite, "netns-partition" in postgresql) == (kernel_cut,) * 2
+    assert fault_classes("sqlite", ["netns-partition", "kill"]) == [
+        f for f in fault_classes("sqlite") if f.name in ("kill", "netns-partition")
+    ]
+    with pytest.raises(ValueError, match="no-such-fault"):
+        fault_classes("sqlite", ["no-such-fault"])
 
 
 @pytest.mark.postgres

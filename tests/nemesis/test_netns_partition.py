@@ -1,10 +1,16 @@
 """Two caches in network namespaces of their own, partitioned by iptables (the kernel
 drops every packet, sockets stay open): a forward answers UNAVAILABLE within its
-deadline, and the lab leaves no namespace behind."""
+deadline, and the lab leaves no namespace behind. A lab left by a run killed
+before its clean-up is removed by the next one, whose /24 overlaps nothing on the
+host."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import random
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from harness.nemesis.netns import NetnsLab, available
+from harness.nemesis.netns import NetnsLab, available, networks_in_use, pick_subnet
 from harness.readiness import wait_ready
 from harness.services import start_service
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
@@ -84,3 +90,46 @@ async def test_a_forward_across_a_kernel_partition_answers_unavailable_within_it
             await channel.close(None)
         for proc in procs:
             await asyncio.to_thread(proc.stop)
+
+
+def test_a_subnet_is_picked_clear_of_every_network_in_use() -> None:
+    first = pick_subnet(random.Random(21), [])
+    # The draw that came first is taken now, and so is a wider network around another.
+    used = [first, ipaddress.IPv4Network("10.128.0.0/9")]
+    picked = pick_subnet(random.Random(21), used)
+    assert not any(picked.overlaps(u) for u in used), picked
+    with pytest.raises(RuntimeError):
+        pick_subnet(random.Random(21), [ipaddress.IPv4Network("10.0.0.0/8")], tries=50)
+
+
+_KILLED = """
+import os, signal
+from harness.nemesis.netns import NetnsLab
+lab = NetnsLab(["m"])
+lab.setup()
+print(lab.id, lab.host_ip, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, as when a run is killed
+"""
+
+
+def test_a_lab_left_by_a_killed_run_is_removed_by_the_next_and_cannot_shadow_it() -> None:
+    why = available()
+    if why is not None:
+        pytest.skip(why)
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == -9, done.stderr
+    dead_id, dead_host = done.stdout.split()
+    dead = NetnsLab([])
+    dead.id = dead_id
+    try:
+        assert len(dead.exists()) == 2, "the killed run left no namespace: nothing tested"
+        left = ipaddress.IPv4Network(f"{dead_host}/24", strict=False)
+        assert left in networks_in_use(), "the killed run left no route behind"
+        with NetnsLab(["m"]) as lab:
+            assert dead.exists() == [], "the next lab left the dead one's namespaces"
+            assert not ipaddress.IPv4Network(f"{lab.host_ip}/24", strict=False).overlaps(left)
+    finally:
+        for ns in dead.exists():
+            subprocess.run(["ip", "netns", "del", ns], check=False, timeout=30)
