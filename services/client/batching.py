@@ -76,11 +76,26 @@ class Batcher:
 
     async def get(self, key: str) -> Any:
         """The GetResponse or MGetResult of `key` (found, value, ttl, position)."""
-        return await self._join(self._reads, key, key, self._send_reads)
+        return await self._within_deadline(self._join(self._reads, key, key, self._send_reads))
 
     async def write(self, op: cache_pb2.WriteOp) -> Any:
         """The SetResponse/DeleteResponse or WriteResult of `op`, once durable."""
-        return await self._join(self._writes, op.key, op, self._send_writes)
+        return await self._within_deadline(self._join(self._writes, op.key, op, self._send_writes))
+
+    async def _within_deadline(self, joined: asyncio.Future[Any]) -> Any:
+        """The caller's outcome within the client's timeout, counted from its call: time
+        spent queued behind a batch in flight to the same owner counts too (a call
+        queued behind one to a silent owner took twice the timeout)."""
+        timeout = self._transport.timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await joined
+        except TimeoutError:
+            raise failure(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"no answer within {timeout:g}s (the call waited its turn behind another "
+                "to the same owner); a write may or may not have been applied",
+            ) from None
 
     def _join(
         self,
@@ -109,7 +124,8 @@ class Batcher:
     ) -> None:
         queue = queues[address]
         queue.scheduled = False
-        items, queue.pending = queue.pending, []
+        # A caller gone past its deadline (its future cancelled) is not sent at all.
+        items, queue.pending = [i for i in queue.pending if not i[1].done()], []
         if not items:
             return
         if queues is self._writes:

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import grpc
 from google.protobuf import struct_pb2
 
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.client import CacheClient
+from services.client.errors import CacheError
 from tests.conftest import grpc_server
 from tests.support.polling import eventually
 
@@ -104,3 +106,37 @@ async def test_batched_gets_end_whatever_the_server_answers() -> None:
             assert any(isinstance(o, Exception) for o in outcomes), outcomes
         finally:
             await client.close()
+
+
+class SilentWrites(cache_pb2_grpc.CacheServiceServicer):
+    """An owner that takes writes and never answers them (a silent link, a stuck disk)."""
+
+    async def Set(  # noqa: N802 (the RPC's name)
+        self, request: cache_pb2.SetRequest, context: Any
+    ) -> cache_pb2.SetResponse:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_batched_write_queued_behind_one_to_a_silent_owner_ends_within_its_timeout() -> (
+    None
+):
+    silent = SilentWrites()  # type: ignore[abstract]  # Set is enough
+    timeout = 3.0
+    async with serving(silent) as address:
+        client = CacheClient(address, timeout=timeout)
+        try:
+            first = asyncio.ensure_future(client.set("p:a", "v", 60))
+            await asyncio.sleep(0)  # the first leaves alone; the second waits its turn
+            started = time.monotonic()
+            second = asyncio.ensure_future(client.set("p:b", "w", 60))
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(first, second, return_exceptions=True), 30
+            )
+            took = time.monotonic() - started
+        finally:
+            await client.close()
+    codes = [o.code if isinstance(o, CacheError) else o for o in outcomes]
+    assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * 2, outcomes
+    # Its own timeout, not the first call's and then its own (2 x 3 s).
+    assert took < 2 * timeout - 1.0, f"the queued write took {took:.2f}s (timeout {timeout}s)"
