@@ -83,12 +83,14 @@ class Batcher:
         return await self._within_deadline(self._join(self._writes, op.key, op, self._send_writes))
 
     async def _within_deadline(self, joined: asyncio.Future[Any]) -> Any:
-        """The caller's outcome within the client's timeout, counted from its call: time
-        spent queued behind a batch in flight to the same owner counts too (a call
-        queued behind one to a silent owner took twice the timeout)."""
+        """The caller's outcome within the client's timeout (and a little grace), counted
+        from its call: time queued behind a batch in flight to the same owner counts
+        too (a call queued behind one to a silent owner took twice the timeout)."""
         timeout = self._transport.timeout
         try:
-            async with asyncio.timeout(timeout):
+            # A call sent at once meets its own RPC deadline first (the transport then
+            # forgets a silent owner's route): the grace leaves it that moment.
+            async with asyncio.timeout(timeout + min(1.0, max(0.25, timeout / 4))):
                 return await joined
         except TimeoutError:
             raise failure(
