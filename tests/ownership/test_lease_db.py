@@ -162,7 +162,8 @@ async def test_a_locked_lease_row_leaves_the_rest_of_a_takeover_to_go_on(pg_url:
     db.create_schema()
     other = CacheDb(pg_url)
     try:
-        dead, a = node(db, "dead", lease=60), node(db, "a", lease=60)
+        # A 2 s lease waits 0.5 s for a row lock (lease / 4).
+        dead, a = node(db, "dead", lease=2), node(db, "a", lease=2)
         prefixes = [f"p{i}" for i in range(20)]
         dead.acquire_many(prefixes)
         # Another session holds one row's lock (as a lapsed owner's commit would).
