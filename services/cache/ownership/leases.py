@@ -18,6 +18,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
+
 from services.cache.errors import CacheError, Failure
 from services.cache.ownership.lease_db import Beat, Claim, LeaseDb
 from services.cache.ownership.lease_metrics import OwnershipMetrics
@@ -35,6 +37,8 @@ MARGIN = 0.25
 TICK = 0.25
 # ...but at least this often (seconds), so a long lease still notices members soon.
 MAX_TICK = 5.0
+# A node's first heartbeat is tried again on database errors for this long (seconds).
+START_TRIES_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -103,9 +107,21 @@ class LeaseOwnership:
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self, owned: Owned) -> None:
-        """First heartbeat (a database that cannot take it fails the start), then renew."""
+        """First heartbeat, then renew. A database error is tried again for a while (a
+        node starting beside busy ones met a row lock or a slow commit, and exited);
+        one that lasts START_TRIES_SECONDS fails the start."""
         self._owned = owned
-        self._absorb(await self._on_writer(self._db.heartbeat))
+        deadline = self._monotonic() + START_TRIES_SECONDS
+        while True:
+            try:
+                beat = await self._on_writer(self._db.heartbeat)
+                break
+            except DBAPIError as exc:
+                if self._monotonic() >= deadline:
+                    raise
+                log.warning("first lease heartbeat failed, trying again: %s", _first_line(exc))
+                await asyncio.sleep(self.tick)
+        self._absorb(beat)
         self._rebalance()
         self._loop = asyncio.get_running_loop().create_task(self._run(), name="cache-leases")
 
@@ -477,3 +493,7 @@ def _some(prefixes: list[str]) -> str:
     if len(prefixes) == 1:
         return f"prefix {prefixes[0]!r}"
     return f"{len(prefixes)} prefixes ({prefixes[0]!r}, ...)"
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
