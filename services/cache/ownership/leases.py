@@ -160,7 +160,7 @@ class LeaseOwnership:
 
     def _failed(self, exc: Exception) -> None:
         first = self._last_error == ""
-        self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        self._last_error = _first_line(exc)
         log.log(logging.WARNING if first else logging.DEBUG, "lease heartbeat failed: %s", exc)
 
     async def _on_writer(self, fn: Callable[[], T]) -> T:
@@ -353,8 +353,7 @@ class LeaseOwnership:
                     )
                 except Exception as exc:
                     log.warning("could not acquire %s: %s", _some(batch), exc)
-                    retry_at = self._monotonic() + self.tick / 4
-                    self._retry_at.update(dict.fromkeys(batch, retry_at))
+                # Not taken (failed, or still locked): requests wait a moment to ask again.
                 retry_at = self._monotonic() + self.tick / 4
                 for prefix in batch:
                     claim = claims.get(prefix)
@@ -496,4 +495,5 @@ def _some(prefixes: list[str]) -> str:
 
 
 def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    """An error's type and first line, for a log line or a refusal's reason."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
