@@ -4,7 +4,9 @@
   settled at the start of the round to the reads that settle its end;
 - acknowledged is never lost: the settled value is the newest acknowledged
   write's, or a write whose outcome was unknown and that may have come later;
-- bounded staleness of the near-cache reads (`staleness.violations`);
+- bounded staleness of the near-cache reads (`staleness.violations`), with the
+  linearizable reads as evidence of a write whose outcome was unknown taking
+  effect late;
 - epochs never go backwards: the lease table, polled all along (`EpochWatch`);
 - a write refused RESOURCE_EXHAUSTED was not applied: no read, near-cache read or
   settled state may show its value.
@@ -23,7 +25,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from harness.nemesis.linearizability import READ, WRITE, Op, check_register
-from harness.nemesis.staleness import Write, violations
+from harness.nemesis.staleness import Seen, Write, violations
 from harness.nemesis.workload import NEAR_BOUND_MS, Segment
 
 
@@ -79,7 +81,13 @@ def check_segment(
     _check_refused(segment, settled, result)
     # The near cache: the settled start value counts as a write acknowledged at the start.
     baseline = [Write(k, v, started_at, started_at, None) for k, v in initial.items()]
-    found = violations(baseline + segment.writes, segment.near_reads, NEAR_BOUND_MS / 1000)
+    seen = [
+        Seen(key, op.value, op.complete)
+        for key, ops in segment.ops.items()
+        for op in ops
+        if op.kind == READ and op.complete is not None
+    ]
+    found = violations(baseline + segment.writes, segment.near_reads, NEAR_BOUND_MS / 1000, seen)
     result.stale += len(found)
     result.problems += found[:5]
     for key in segment.ops:

@@ -7,6 +7,16 @@ an older one: that value was overwritten by a write acknowledged more than the
 bound before the read began. A value is also never returned by a read that
 began after its TTL ran out (counted from the write's acknowledgement).
 Deletes and Clears are writes of None; None is also every key's first value.
+
+Sending order is not applying order for a write whose outcome is unknown: a
+request the network held (a partition healed before TCP gave up) can reach the
+server after its sender gave up and after the sender's next write was
+acknowledged, and overwrite it. Linearizability allows that (the write may take
+effect at any moment after its invoke) and so do the lost-write check and the
+near cache, which serves what the server holds. Such a value is allowed when a
+linearizable read (`Seen`) shows it was current, and no write sent after that
+read was acknowledged more than the bound before the near-cache read began: a
+value the server never held again is still caught.
 """
 
 from __future__ import annotations
@@ -29,6 +39,15 @@ class Write:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """A linearizable (server) read of `key` that returned `value` by `ended`."""
+
+    key: str
+    value: object
+    ended: float
+
+
+@dataclass(frozen=True)
 class Read:
     """One read of `key` that began at `began` and returned `value`."""
 
@@ -37,11 +56,17 @@ class Read:
     began: float
 
 
-def violations(writes: Iterable[Write], reads: Iterable[Read], bound: float) -> list[str]:
-    """Every read that breaks the promise, described; empty when the history is fine."""
+def violations(
+    writes: Iterable[Write], reads: Iterable[Read], bound: float, seen: Iterable[Seen] = ()
+) -> list[str]:
+    """Every read that breaks the promise, described; empty when the history is fine.
+    `seen`: the linearizable reads, evidence of unknown writes that took effect late."""
     by_key: dict[str, list[Write]] = {}
     for w in sorted(writes, key=lambda w: w.sent):
         by_key.setdefault(w.key, []).append(w)
+    seen_by_key: dict[str, list[Seen]] = {}
+    for s in seen:
+        seen_by_key.setdefault(s.key, []).append(s)
     found: list[str] = []
     for r in reads:
         history = by_key.get(r.key, [])
@@ -53,11 +78,15 @@ def violations(writes: Iterable[Write], reads: Iterable[Read], bound: float) -> 
         allowed = [i for i, w in enumerate(history) if w.value == r.value and i >= floor]
         if r.value is None and floor == -1:
             allowed.append(-1)
+        if not allowed and _landed_late(r, history, seen_by_key.get(r.key, []), bound):
+            continue
         if not allowed:
             overwritten_by = history[floor] if floor >= 0 else None
+            returned = [w for w in history if w.value == r.value]
             found.append(
-                f"read of {r.key} at {r.began:.3f} returned {r.value!r}, overwritten by "
-                f"{overwritten_by!r} acknowledged more than {bound}s before"
+                f"read of {r.key} at {r.began:.3f} returned {r.value!r} (written by "
+                f"{returned!r}), overwritten by {overwritten_by!r} acknowledged more than "
+                f"{bound}s before"
             )
             continue
         if r.value is not None:
@@ -71,6 +100,21 @@ def violations(writes: Iterable[Write], reads: Iterable[Read], bound: float) -> 
             if expired == allowed:
                 found.append(f"read of {r.key} at {r.began:.3f} returned {r.value!r} past its TTL")
     return found
+
+
+def _landed_late(r: Read, history: list[Write], seen: list[Seen], bound: float) -> bool:
+    """Whether an unknown write of `r.value` may have taken effect after the writes
+    that seem to overwrite it: a server read saw the value current (by `ended`), and
+    no write sent after that was acknowledged more than `bound` before `r` began."""
+    unknown = [w.sent for w in history if w.value == r.value and w.acked is None]
+    for ended in (s.ended for s in seen if s.value == r.value):
+        if not any(sent <= ended for sent in unknown):
+            continue
+        if not any(
+            w.acked is not None and w.sent > ended and w.acked + bound < r.began for w in history
+        ):
+            return True
+    return False
 
 
 def load(paths: Iterable[Path]) -> tuple[list[Write], list[Read]]:

@@ -95,3 +95,16 @@ def test_a_refused_write_in_the_settled_state_is_lost_data_of_another_kind() -> 
     result = _check(segment, "c")
     assert result.lost == 1
     assert any("settled state saw 'c'" in p for p in result.problems)
+
+
+def test_a_write_whose_outcome_was_unknown_may_land_after_a_later_one() -> None:
+    # "late" timed out (held by a partition), then landed after "b" was acknowledged;
+    # a raw read and a near-cache read both saw it, and it is the settled state.
+    segment = Segment()
+    segment.add("p:k", Op(WRITE, "a", 1.0, 1.1))
+    segment.add("p:k", Op(WRITE, "late", 1.2, None))
+    segment.add("p:k", Op(WRITE, "b", 1.6, 1.7))
+    segment.add("p:k", Op(READ, "late", 2.8, 2.9, client=1))
+    segment.near_reads.append(Read("p:k", "late", 3.2))
+    result = _check(segment, "late")
+    assert (result.lost, result.stale, result.problems) == (0, 0, [])

@@ -7,12 +7,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.nemesis.proxy import BlackholeProxy
-from marketcache.v1 import cache_pb2
+from marketcache.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.ownership.membership import preferred
+from services.common.json_value import from_value, to_value
 from tests.conftest import free_port
 from tests.near_cache.conftest import BOUND_MS, near_client, warm
 from tests.ownership.cluster import Cluster, put
@@ -111,3 +114,54 @@ async def test_a_silent_watch_stream_stops_the_near_cache_within_its_bound_and_i
             await warm(client, "stock:SLNT")
         finally:
             await client.close()
+
+
+async def _sets_in_flight(proc: ServiceProcess) -> float:
+    """Set calls the server has started and not yet finished."""
+    url = f"http://127.0.0.1:{proc.metrics_port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        text = await response.text()
+    counts = {"grpc_server_started_total": 0.0, "grpc_server_handled_total": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in counts and sample.labels.get("grpc_method") == "Set":
+                counts[sample.name] += sample.value
+    return counts["grpc_server_started_total"] - counts["grpc_server_handled_total"]
+
+
+async def test_a_write_held_by_the_network_past_its_deadline_is_not_applied_when_it_lands(
+    cache_proc: ServiceProcess,
+) -> None:
+    """The request and its cancellation (sent at the deadline) arrive together after
+    the heal: the server must not apply it over the write acknowledged meanwhile.
+    (One whose cancellation comes later may land: docs/ownership.md.)"""
+    host, port = cache_proc.grpc_address.rsplit(":", 1)
+    with BlackholeProxy(host, int(port)) as proxy:
+        held_channel = grpc.aio.insecure_channel(proxy.address)
+        direct_channel = grpc.aio.insecure_channel(cache_proc.grpc_address)
+        held = cache_pb2_grpc.CacheServiceStub(held_channel)
+        direct = cache_pb2_grpc.CacheServiceStub(direct_channel)
+
+        def setting(value: str) -> cache_pb2.SetRequest:
+            return cache_pb2.SetRequest(key="stock:HELD", value=to_value(value), ttl_seconds=60)
+
+        try:
+            await held.Set(setting("before"), timeout=10)
+            proxy.cut(mode="hold")
+            with pytest.raises(grpc.aio.AioRpcError) as gave_up:
+                await held.Set(setting("held"), timeout=1.0)
+            assert gave_up.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            await direct.Set(setting("after"), timeout=10)
+            proxy.heal()
+            # Sent behind the held bytes on one connection: they have reached the server.
+            await held.Get(cache_pb2.GetRequest(key="stock:HELD"), timeout=10)
+
+            async def no_set_in_flight() -> bool:
+                return await _sets_in_flight(cache_proc) == 0
+
+            await eventually(no_set_in_flight, 10, "a Set the server started never finished")
+            got = await direct.Get(cache_pb2.GetRequest(key="stock:HELD"), timeout=10)
+            assert from_value(got.value) == "after"
+        finally:
+            await held_channel.close(None)
+            await direct_channel.close(None)
