@@ -23,7 +23,9 @@ drive it alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +33,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 CHUNK = 65536
+# Idle seconds before the first probe, seconds between probes, probes unanswered:
+# a dead client is found about 6 s after its link goes quiet.
+KEEPALIVE = ((socket.TCP_KEEPIDLE, 3), (socket.TCP_KEEPINTVL, 1), (socket.TCP_KEEPCNT, 3))
 
 
 class Direction(enum.Flag):
@@ -187,6 +192,7 @@ class BlackholeProxy:
             c_writer.close()
             return
         self._writers.update((c_writer, t_writer))
+        _keep_alive(c_writer)
         try:
             await asyncio.gather(
                 self._pump(c_reader, t_writer, Direction.TO_TARGET),
@@ -199,6 +205,17 @@ class BlackholeProxy:
                 writer.close()
 
     async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: Direction
+    ) -> None:
+        try:
+            await self._copy(reader, writer, way)
+        except OSError:
+            # The link broke (a reset, or keepalives found the client gone): the
+            # other side is closed too, as a server's own keepalives would close it.
+            writer.close()
+            raise
+
+    async def _copy(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: Direction
     ) -> None:
         while True:
@@ -236,3 +253,20 @@ class BlackholeProxy:
     async def _wait_healed(self, way: Direction) -> None:
         while way in self._cut:
             await self._changed.wait()
+
+
+def _keep_alive(writer: asyncio.StreamWriter) -> None:
+    """TCP keepalives on the client's side, as PostgreSQL sets them on the cache's
+    sessions (storage/pg_session.py) and the HA overlay on every session: a client
+    that went away behind a kernel partition (its FIN dropped) is found within
+    seconds. Without them the proxy, alive itself, would keep the server's side of
+    every such connection open, and a long run of partitions would exhaust
+    PostgreSQL's max_connections. A cut of the proxy's own leaves them answered."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    # Already gone (reset before it was accepted): the pumps find that out.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in KEEPALIVE:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)

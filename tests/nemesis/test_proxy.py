@@ -4,6 +4,9 @@ or inside one, drop or hold, and heals, with the client's socket open all along.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from collections.abc import AsyncIterator
 
 import pytest
@@ -105,3 +108,31 @@ async def test_a_hold_cut_delivers_everything_after_the_heal(
         proxy.heal()
         assert await asyncio.wait_for(reader.readexactly(4), 10) == b"held"
         writer.close()
+
+
+async def test_a_client_side_that_breaks_closes_the_target_side() -> None:
+    """A client gone with a reset (or found gone by the proxy's keepalives, behind a
+    kernel partition) must not leave the proxy holding the target's side open: a
+    database would keep that session, and a run of partitions would exhaust it."""
+    closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        with BlackholeProxy("127.0.0.1", int(server.sockets[0].getsockname()[1])) as proxy:
+            _, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            writer.write(b"hello")
+            await writer.drain()
+            sock = writer.get_extra_info("socket")
+            # Linger 0: close() sends a reset, not a FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            await asyncio.wait_for(closed.wait(), 10)
+    finally:
+        server.close()
