@@ -13,6 +13,8 @@ namespace (netns-partition), one node drawn at random lives there for the run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import random
 import time
@@ -155,6 +157,10 @@ async def run(
                     result.unrecovered,
                     "; " + "; ".join(result.problems[:3]) if result.problems else "",
                 )
+                if result.lost or result.stale or result.problems:
+                    history = workdir / f"round-{len(results)}-history.jsonl"
+                    await asyncio.to_thread(_write_history, history, workload.segment)
+                    log.info("round %d: its history is in %s", len(results), history)
                 if result.window > SLOW_WINDOW:
                     log.info(
                         "round %d: %s's last failed writes: %s",
@@ -225,3 +231,14 @@ async def _round(  # noqa: PLR0917 (the round's collaborators, each once)
     if not epochs.seen:
         result.problems.append("the lease table was never read: epochs went unchecked")
     return result, settled
+
+
+def _write_history(path: Path, segment: Segment) -> None:
+    """A violating round's history, one operation per line, for a person to read."""
+    lines = [
+        json.dumps({"key": key, **dataclasses.asdict(op)})
+        for key, ops in segment.ops.items()
+        for op in ops
+    ]
+    lines += [json.dumps({"near": True, **dataclasses.asdict(r)}) for r in segment.near_reads]
+    path.write_text("\n".join(lines) + "\n")

@@ -14,7 +14,8 @@ server after its sender gave up and after the sender's next write was
 acknowledged, and overwrite it. Linearizability allows that (the write may take
 effect at any moment after its invoke) and so do the lost-write check and the
 near cache, which serves what the server holds. Such a value is allowed when a
-linearizable read (`Seen`) shows it was current, and no write sent after that
+linearizable read (`Seen`, or a near-cache read the server answered) shows it was
+current, and no write sent after that
 read was acknowledged more than the bound before the near-cache read began: a
 value the server never held again is still caught.
 """
@@ -49,24 +50,33 @@ class Seen:
 
 @dataclass(frozen=True)
 class Read:
-    """One read of `key` that began at `began` and returned `value`."""
+    """One read of `key` that began at `began` and returned `value`; `from_server`
+    when the near cache could not serve it (by `ended`, the server's read is then a
+    linearizable one)."""
 
     key: str
     value: object
     began: float
+    from_server: bool = False
+    ended: float = 0.0
 
 
 def violations(
     writes: Iterable[Write], reads: Iterable[Read], bound: float, seen: Iterable[Seen] = ()
 ) -> list[str]:
     """Every read that breaks the promise, described; empty when the history is fine.
-    `seen`: the linearizable reads, evidence of unknown writes that took effect late."""
+    `seen`: the linearizable reads (with the near-cache reads the server answered),
+    evidence of unknown writes that took effect late."""
     by_key: dict[str, list[Write]] = {}
     for w in sorted(writes, key=lambda w: w.sent):
         by_key.setdefault(w.key, []).append(w)
     seen_by_key: dict[str, list[Seen]] = {}
     for s in seen:
         seen_by_key.setdefault(s.key, []).append(s)
+    reads = list(reads)
+    for r in reads:
+        if r.from_server:
+            seen_by_key.setdefault(r.key, []).append(Seen(r.key, r.value, r.ended))
     found: list[str] = []
     for r in reads:
         history = by_key.get(r.key, [])

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import grpc
+from prometheus_client import Counter
 
 from harness.nemesis.cluster import NODES, NemesisCluster
 from harness.nemesis.linearizability import READ, WRITE, Op
@@ -176,12 +177,26 @@ class Workload:
         return (value,)
 
     async def _near_reader(self, client: CacheClient) -> None:
+        near = client.near
+        assert near is not None
         while not self._stop.is_set():
             key = self.rng.choice(self.keys)
+            hits = _count(near.metrics.hits)
             began = time.monotonic()
             try:
                 value = await client.get(key)
             except CacheError:
                 continue
-            self.segment.near_reads.append(Read(key, value, began))
+            # Not served from memory: the server answered, a linearizable read.
+            from_server = _count(near.metrics.hits) == hits
+            self.segment.near_reads.append(Read(key, value, began, from_server, time.monotonic()))
             await asyncio.sleep(self.rng.uniform(0.001, 0.01))
+
+
+def _count(counter: Counter) -> float:
+    """A counter's value (the near clients have no registry to ask)."""
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                return float(sample.value)
+    raise LookupError("a counter without a _total sample")

@@ -73,3 +73,12 @@ def test_an_acknowledged_value_cannot_land_late() -> None:
     # v1 was acknowledged before v3 was sent (one writer): it cannot follow v3.
     seen = [Seen("k", "v1", ended=5.0)]
     assert violations(LATE, [Read("k", "v1", began=6.5)], bound=1.0, seen=seen)
+
+
+def test_a_near_cache_read_the_server_answered_is_evidence_of_a_late_write() -> None:
+    # The near cache missed and asked the server, which held "held"; it was then served.
+    asked = Read("k", "held", began=6.0, from_server=True, ended=6.01)
+    assert violations(LATE, [asked, Read("k", "held", began=6.5)], bound=1.0) == []
+    # Served from memory both times: nothing shows the server held it after v3.
+    remembered = Read("k", "held", began=6.0)
+    assert len(violations(LATE, [remembered, Read("k", "held", began=6.5)], bound=1.0)) == 2
