@@ -10,7 +10,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 CACHE_REPLICAS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run run-observed test test-open-bugs test-fast test-stress lint gen gen-check bench bench-quick bench-check nemesis takeover soak deps image release-protos clean
+.PHONY: help run run-observed test test-fast test-stress lint gen gen-check bench bench-quick bench-check nemesis takeover soak deps image release-protos clean
 
 help: ## Print this help
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -85,11 +85,8 @@ lint: $(STAMP) $(NPM_STAMP) $(BUF_DEPS) ## ruff, mypy --strict, import-linter co
 release-protos: $(NPM_STAMP) $(BUF_DEPS) ## At a release: make protos/ the API that `buf breaking` compares against
 	$(BUF) build protos -o protos/released.binpb
 
-test: $(STAMP) deps lint gen-check $(NODE_CLIENT) ## Lint, check gen/ is fresh, then run the whole test suite (but the open_bug tests)
-	$(PY) -m pytest -m "not open_bug"
-
-test-open-bugs: $(STAMP) deps ## The tests of known open bugs (marked open_bug): they fail now and then until fixed
-	$(PY) -m pytest -m open_bug
+test: $(STAMP) deps lint gen-check $(NODE_CLIENT) ## Lint, check gen/ is fresh, then run the whole test suite
+	$(PY) -m pytest
 
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(PY) -m pytest -m "not slow"

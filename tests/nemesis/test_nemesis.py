@@ -47,10 +47,6 @@ async def test_every_fault_class_once_loses_nothing_and_serves_nothing_stale(
     _judge(results)
 
 
-# Open (#21): in about one round in 20 the near cache serves a value overwritten
-# 1-2 s before, right after a kernel partition of its owner heals. Not in `make test`
-# until that is fixed; `make test-open-bugs` and every `make nemesis` run it.
-@pytest.mark.open_bug
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_a_node_cut_off_by_the_kernel_loses_nothing_and_leaves_no_namespace(
     dialect: str, tmp_path: Path
