@@ -8,6 +8,7 @@ import faulthandler
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -41,6 +42,10 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     databases = [d for d in args.databases.split(",") if d]
     faults = [f.strip() for f in args.faults.split(",") if f.strip()] or None
+    # SIGTERM (a CI job's end, `kill`) stops a run as Ctrl-C does: asyncio cancels the
+    # rounds, and their cleanup stops the nodes, unmounts the small disk, removes the
+    # namespaces. Left to its default it ended the runner alone, its nodes running on.
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     # A run that hangs dumps every thread's stack and exits, instead of hanging a CI job.
     faulthandler.dump_traceback_later(args.seconds + 300.0 * len(databases) + 300.0, exit=True)
     began = time.monotonic()
