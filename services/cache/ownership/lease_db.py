@@ -184,6 +184,7 @@ class LeaseDb:
         for at in range(0, len(ordered), ACQUIRE_CHUNK):
             chunk = ordered[at : at + ACQUIRE_CHUNK]
             if len(chunk) == 1:
+                # acquire's own lock handling, without a first wait for the lock here.
                 claims[chunk[0]] = self.acquire(chunk[0], exited)
                 continue
             try:

@@ -357,14 +357,14 @@ class LeaseOwnership:
                 retry_at = self._monotonic() + self.tick / 4
                 for prefix in batch:
                     claim = claims.get(prefix)
+                    if claim is not None:
+                        try:
+                            self._claimed(claim)
+                        except Exception as exc:
+                            log.warning("could not take prefix %r: %s", prefix, exc)
+                            claim = None
                     if claim is None:
                         self._retry_at[prefix] = retry_at
-                    try:
-                        if claim is not None:
-                            self._claimed(claim)
-                    except Exception as exc:
-                        log.warning("could not take prefix %r: %s", prefix, exc)
-                        claim = None
                     self._settle(prefix, claim)
                 batch = []
         finally:
