@@ -36,7 +36,7 @@ from pathlib import Path
 import grpc
 
 from harness import page_sections
-from harness.nemesis.cluster import fresh_postgres
+from harness.nemesis.cluster import NODES, PG_ADMIN_DSN, fresh_postgres
 from harness.page_sections import put_section, run_stamp
 from harness.process import ServiceProcess
 from harness.readiness import wait_ready
@@ -46,14 +46,12 @@ from services.common.json_value import from_value, to_value
 
 log = logging.getLogger(__name__)
 
-NODES = ("node0", "node1", "node2")
 LEASE_SECONDS = 2.0
 # The promise: every prefix served again within the lease plus this.
 MARGIN_SECONDS = 2.0
 PREFIXES = 48
 # How long a run keeps asking before it records the prefix as never served.
 GIVE_UP_SECONDS = 30.0
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MODES = {"exit-detected": "true", "lease-expiry": "false"}
 BEGIN = "<!-- takeover:begin (written by python -m harness.takeover --reliability) -->"
 END = "<!-- takeover:end -->"

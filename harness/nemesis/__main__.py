@@ -15,8 +15,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from harness.nemesis.cluster import PG_ADMIN_DSN
 from harness.nemesis.report import write_section
-from harness.nemesis.runner import PG_ADMIN_DSN, run
+from harness.nemesis.runner import run
 
 ALL_DATABASES = "sqlite,postgresql"
 

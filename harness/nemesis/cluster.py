@@ -35,6 +35,8 @@ from harness.readiness import wait_ready
 from harness.services import start_service
 
 NODES = ("node0", "node1", "node2")
+# Where fresh_postgres makes and drops each run's database (the machine's PostgreSQL).
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ADMIN_TOKEN = "nemesis-admin"
 
 

@@ -27,14 +27,13 @@ import grpc
 
 from harness.nemesis import disk
 from harness.nemesis.checks import EpochWatch, RoundResult, check_segment
-from harness.nemesis.cluster import NODES, NemesisCluster, fresh_postgres
+from harness.nemesis.cluster import NODES, PG_ADMIN_DSN, NemesisCluster, fresh_postgres
 from harness.nemesis.faults import FaultClass, FaultContext, fault_classes
 from harness.nemesis.workload import Segment, Workload
 from marketcache.v1 import cache_pb2, cache_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # A round whose slowest key went longer than this without a write logs what its writes
 # were told (seconds; a normal failover takes about one lease).
 SLOW_WINDOW = 3.0

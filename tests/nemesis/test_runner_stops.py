@@ -13,22 +13,10 @@ from pathlib import Path
 import pytest
 
 from harness.process import REPO
+from tests.e2e.launched import alive
 from tests.support.polling import eventually_blocking
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.slow]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone for every purpose here (its parent has not reaped it yet).
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _mounted_under(path: Path) -> list[str]:
@@ -53,11 +41,11 @@ def test_sigterm_stops_the_run_and_its_nodes(tmp_path: Path) -> None:
 
         ready = eventually_blocking(started, 120, "the run's three nodes never started")
         pids += [int(json.loads(path.read_text())["pid"]) for path in ready]
-        assert all(_alive(pid) for pid in pids)
+        assert all(alive(pid) for pid in pids)
         runner.send_signal(signal.SIGTERM)
         runner.wait(timeout=120)
         eventually_blocking(
-            lambda: not any(_alive(pid) for pid in pids), 30, "a node outlived the run"
+            lambda: not any(alive(pid) for pid in pids), 30, "a node outlived the run"
         )
         assert _mounted_under(tmp_path) == []
     finally:
@@ -67,7 +55,7 @@ def test_sigterm_stops_the_run_and_its_nodes(tmp_path: Path) -> None:
         log.close()
         # What a failed run left behind is not left to the next test.
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         for mount in _mounted_under(tmp_path):
             subprocess.run(["umount", "-l", mount], check=False)
